@@ -48,7 +48,13 @@ export function parseResourceId(
   if (!m) return null;
   const [, subscriptionId, resourceGroup, provider, type, name] = m as unknown as string[];
   if (!SUBSCRIPTION.test(subscriptionId!) || !isValidName(resourceGroup!) || !isValidName(name!)) return null;
-  return { subscriptionId: subscriptionId!, resourceGroup: resourceGroup!, provider: provider!, type: type!, name: name! };
+  return {
+    subscriptionId: subscriptionId!,
+    resourceGroup: resourceGroup!,
+    provider: provider!,
+    type: type!,
+    name: name!,
+  };
 }
 
 export function parseVmId(id: string): VmRef | null {

@@ -1,0 +1,402 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join, resolve, sep } from 'node:path';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { backoffMs, isoNow, sleep } from '../lib/time.js';
+import { scanPcapFile } from '../pcap/classic.js';
+import type { FileReport, PacketCaptureErrorCode, StartCaptureJob, StatusReport } from '../watcher/agent-protocol.js';
+import {
+  type CaptureEngine,
+  type CaptureHandle,
+  type CaptureResult,
+  createTcpdumpEngine,
+  findOrphanTcpdump,
+  stopOrphan,
+} from './capture-engine.js';
+import { type AgentClient, createAgentClient, ServerError } from './client.js';
+import { defaultCaptureInterface, hostNics } from './host-info.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  serverUrl: string;
+  /** Enrollment token (admin), used only to register; the agent then keeps its own credential. */
+  enrollToken?: string;
+  name: string;
+  resourceGroup: string;
+  location: string;
+  subscriptionId?: string;
+  stateDir: string;
+  captureRoot?: string;
+  /** 'auto': the one NIC, or 'any' when there are several. */
+  captureInterface?: string;
+  ca?: string | Buffer;
+  heartbeatSeconds?: number;
+  engine?: CaptureEngine;
+  logger: Logger;
+}
+
+interface Credentials {
+  serverUrl: string;
+  agentId: string;
+  agentToken: string;
+  vmId: string;
+}
+
+/** What the agent writes down about a job, so that a restart can finish it: stop an orphan, report, upload. */
+interface JobRecord {
+  job: StartCaptureJob;
+  outFile: string;
+  pid?: number;
+  startedAt?: string;
+  /** Set once the capture ended; files get their checksums here so a retried upload sends the same bytes. */
+  result?: {
+    report: StatusReport;
+    files: Array<FileReport & { path: string }>;
+  };
+  statusReported?: boolean;
+  uploaded: number[];
+}
+
+export function createAgent(options: AgentOptions) {
+  const { logger } = options;
+  const captureRoot = resolve(options.captureRoot ?? '/var/captures');
+  const client: AgentClient = createAgentClient({
+    serverUrl: options.serverUrl,
+    ...(options.ca ? { ca: options.ca } : {}),
+  });
+  const engine = options.engine ?? createTcpdumpEngine();
+  const heartbeatMs = (options.heartbeatSeconds ?? 5) * 1000;
+  const jobsDir = join(options.stateDir, 'jobs');
+  const spoolDir = join(options.stateDir, 'spool');
+  const credentialsFile = join(options.stateDir, 'credentials.json');
+  const handles = new Map<string, CaptureHandle>();
+  const active = new Map<string, JobRecord>();
+  // Every job's work, so that a stop waits for records to be written.
+  const tasks = new Set<Promise<void>>();
+  let credentials: Promise<Credentials> | null = null;
+
+  async function saveRecord(record: JobRecord) {
+    const file = join(jobsDir, `${record.job.jobId}.json`);
+    await writeFile(`${file}.tmp`, JSON.stringify(record), { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+
+  async function loadCredentials(): Promise<Credentials | null> {
+    try {
+      const saved = JSON.parse(await readFile(credentialsFile, 'utf8')) as Credentials;
+      return saved.serverUrl === options.serverUrl ? saved : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function register(): Promise<Credentials> {
+    if (!options.enrollToken) {
+      throw new Error('This agent has no credential for the server and no --token to register with.');
+    }
+    const response = await client.register(options.enrollToken, {
+      name: options.name,
+      resourceGroup: options.resourceGroup,
+      location: options.location,
+      ...(options.subscriptionId ? { subscriptionId: options.subscriptionId } : {}),
+      osType: 'Linux',
+      hostname: hostname(),
+      nics: hostNics(),
+      captureRoot,
+      version: AGENT_VERSION,
+    });
+    const saved = { serverUrl: options.serverUrl, ...response };
+    await writeFile(credentialsFile, JSON.stringify(saved), { mode: 0o600 });
+    logger.info({ vm: response.vmId, agentId: response.agentId }, 'registered with the server');
+    return saved;
+  }
+
+  /** One shared promise: the heartbeat and job loops must not register twice at once (each would revoke the other). */
+  function currentCredentials(fresh = false): Promise<Credentials> {
+    if (fresh || !credentials) {
+      const next: Promise<Credentials> = (
+        fresh ? register() : loadCredentials().then((saved) => saved ?? register())
+      ).catch((err) => {
+        if (credentials === next) credentials = null; // try again on the next call
+        throw err;
+      });
+      credentials = next;
+    }
+    return credentials;
+  }
+
+  /** Calls the server with the agent's credential, registering again if the server no longer knows it. */
+  async function withCredentials<T>(fn: (token: string) => Promise<T>): Promise<T> {
+    const current = currentCredentials();
+    try {
+      return await fn((await current).agentToken);
+    } catch (err) {
+      const refused = err instanceof ServerError && (err.status === 401 || err.code === 'AuthorizationFailed');
+      if (!refused || !options.enrollToken) throw err;
+      if (credentials === current) logger.warn('the server refused our credential: registering again');
+      return fn((await currentCredentials(credentials === current)).agentToken);
+    }
+  }
+
+  /** Retries a call to the server until it succeeds, the server says no for good, or the agent stops. */
+  async function persist<T>(
+    what: string,
+    fn: (token: string) => Promise<T>,
+    signal: AbortSignal,
+  ): Promise<T | undefined> {
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      try {
+        return await withCredentials(fn);
+      } catch (err) {
+        if (err instanceof ServerError && !err.retryable) {
+          logger.error({ err: err.message }, `${what}: the server refused it`);
+          return undefined;
+        }
+        const wait = backoffMs(attempt, 15_000);
+        logger.warn({ err: errorMessage(err), retryInMs: wait }, `${what} failed`);
+        await sleep(wait, signal);
+      }
+    }
+    return undefined;
+  }
+
+  function outFileFor(job: StartCaptureJob): string {
+    if (!job.localFile) return join(spoolDir, `${job.jobId}.cap`);
+    const file = resolve(job.localFile);
+    // Defence in depth: the server checked this path already.
+    if (!file.startsWith(captureRoot + sep))
+      throw new Error(`${job.localFile} is outside the capture root ${captureRoot}`);
+    return file;
+  }
+
+  async function describeFiles(paths: string[], kernelDrops: number, job: StartCaptureJob) {
+    const files: Array<FileReport & { path: string }> = [];
+    for (const [i, path] of paths.entries()) {
+      if (!existsSync(path)) continue;
+      const scan = await scanPcapFile(path);
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+      files.push({
+        path,
+        seq: i + 1,
+        size: scan.validLength,
+        packets: scan.packets,
+        kernelDrops: i === 0 ? kernelDrops : 0,
+        sha256: hash.digest('hex'),
+        ...(scan.firstTime ? { firstPacketTime: scan.firstTime } : {}),
+        ...(scan.lastTime ? { lastPacketTime: scan.lastTime } : {}),
+        ...(job.localFile ? { localPath: path } : {}),
+      });
+    }
+    return files;
+  }
+
+  async function ended(record: JobRecord, result: CaptureResult) {
+    const failed = result.stopReason === 'CaptureFailed' || result.stopReason === 'AgentStopped';
+    const errors: PacketCaptureErrorCode[] = failed
+      ? [result.stopReason === 'AgentStopped' ? 'AgentStopped' : 'CaptureFailed']
+      : [];
+    const report: StatusReport = {
+      status: failed ? 'Error' : 'Stopped',
+      time: result.endedAt,
+      stopReason: result.stopReason,
+      errors,
+      ...(result.error ? { message: result.error.slice(0, 2000) } : {}),
+      progress: { bytes: result.files.reduce((n, f) => n + f.size, 0), packets: result.packetsCaptured },
+    };
+    const files = await describeFiles(
+      result.files.map((f) => f.path),
+      result.kernelDrops,
+      record.job,
+    );
+    record.result = { report, files };
+    await saveRecord(record);
+  }
+
+  /** Reports the end and uploads the files; resumable from the record at any point. */
+  async function deliver(record: JobRecord, signal: AbortSignal) {
+    const { job } = record;
+    const result = record.result;
+    if (!result) return;
+    if (!record.statusReported) {
+      const report: StatusReport = job.upload
+        ? result.report
+        : { ...result.report, localFiles: result.files.map(({ path: _, ...f }) => f) };
+      await persist('final status report', (t) => client.status(t, job.jobId, report), signal);
+      if (signal.aborted) return;
+      record.statusReported = true;
+      await saveRecord(record);
+    }
+    active.delete(job.jobId);
+    if (job.upload) {
+      for (const file of result.files) {
+        if (record.uploaded.includes(file.seq)) continue;
+        const done = await persist(`upload of ${file.path}`, (t) => client.upload(t, job.jobId, file), signal);
+        if (signal.aborted) return;
+        if (!done) {
+          logger.error({ file: file.path }, 'upload refused: the file stays on this host');
+          continue;
+        }
+        record.uploaded.push(file.seq);
+        await saveRecord(record);
+        // The store confirmed the file: the spool copy can go; a user-asked local file stays.
+        if (!job.localFile) await rm(file.path, { force: true });
+        logger.info({ job: job.jobId, seq: file.seq, size: file.size }, 'capture file uploaded');
+      }
+    }
+    await rm(join(jobsDir, `${job.jobId}.json`), { force: true });
+  }
+
+  async function runJob(job: StartCaptureJob, signal: AbortSignal) {
+    const record: JobRecord = { job, outFile: '', uploaded: [] };
+    active.set(job.jobId, record);
+    try {
+      record.outFile = outFileFor(job);
+      if (existsSync(record.outFile))
+        throw new Error(`${record.outFile} exists already: tripcap never overwrites a file`);
+      await mkdir(dirname(record.outFile), { recursive: true, mode: 0o750 });
+      await saveRecord(record);
+      const handle = await engine.start({
+        interface:
+          options.captureInterface && options.captureInterface !== 'auto'
+            ? options.captureInterface
+            : defaultCaptureInterface(),
+        bpf: job.bpf,
+        snaplen: job.snaplen,
+        outFile: record.outFile,
+        maxBytes: job.maxBytes,
+        timeLimitSeconds: job.timeLimitSeconds,
+        ...(job.ring ? { ring: job.ring } : {}),
+      });
+      handles.set(job.jobId, handle);
+      record.pid = handle.pid;
+      record.startedAt = handle.startedAt;
+      await saveRecord(record);
+      logger.info({ job: job.jobId, capture: job.captureId, pid: handle.pid }, 'capture running');
+      await persist(
+        'running status report',
+        (t) => client.status(t, job.jobId, { status: 'Running', time: handle.startedAt }),
+        signal,
+      );
+      const result = await handle.done;
+      handles.delete(job.jobId);
+      logger.info({ job: job.jobId, stopReason: result.stopReason, packets: result.packetsCaptured }, 'capture ended');
+      await ended(record, result);
+    } catch (err) {
+      handles.delete(job.jobId);
+      logger.error({ job: job.jobId, err: errorMessage(err) }, 'capture failed to start');
+      const code: PacketCaptureErrorCode = record.outFile && !job.localFile ? 'CaptureFailed' : 'LocalFileFailed';
+      record.result = {
+        report: {
+          status: 'Error',
+          time: isoNow(),
+          stopReason: 'CaptureFailed',
+          errors: [code],
+          message: errorMessage(err).slice(0, 2000),
+        },
+        files: [],
+      };
+      if (record.outFile) await saveRecord(record);
+    }
+    await deliver(record, signal);
+  }
+
+  /** Finishes the jobs of a previous life of this agent: stops an orphan tcpdump, reports, uploads. */
+  async function recover(signal: AbortSignal) {
+    await mkdir(jobsDir, { recursive: true, mode: 0o700 });
+    for (const name of await readdir(jobsDir)) {
+      if (!name.endsWith('.json')) continue;
+      const record = JSON.parse(await readFile(join(jobsDir, name), 'utf8')) as JobRecord;
+      if (!record.result) {
+        if (record.pid && findOrphanTcpdump(record.pid, record.outFile)) await stopOrphan(record.pid, record.outFile);
+        const paths = (await listRingFiles(record)).filter((p) => existsSync(p));
+        logger.warn(
+          { job: record.job.jobId, files: paths.length },
+          'recovering a capture interrupted by an agent restart',
+        );
+        record.result = {
+          report: {
+            status: 'Error',
+            time: isoNow(),
+            stopReason: 'AgentStopped',
+            errors: ['AgentStopped'],
+            message: 'The agent stopped during the capture; the file holds the packets captured until then.',
+          },
+          files: await describeFiles(paths, 0, record.job),
+        };
+        await saveRecord(record);
+      }
+      active.set(record.job.jobId, record);
+      track(deliver(record, signal));
+    }
+  }
+
+  async function listRingFiles(record: JobRecord): Promise<string[]> {
+    if (!record.job.ring) return [record.outFile];
+    const dir = dirname(record.outFile);
+    const base = record.outFile.slice(dir.length + 1);
+    return (await readdir(dir))
+      .filter((f) => f.startsWith(base))
+      .sort()
+      .map((f) => join(dir, f));
+  }
+
+  function track(task: Promise<void>) {
+    const tracked = task
+      .catch((err) => logger.error({ err: errorMessage(err) }, 'job failed'))
+      .finally(() => tasks.delete(tracked));
+    tasks.add(tracked);
+  }
+
+  async function heartbeatLoop(signal: AbortSignal) {
+    while (!signal.aborted) {
+      const progress: Record<string, { bytes: number; packets: number }> = {};
+      for (const [jobId, handle] of handles) {
+        const p = handle.progress();
+        progress[jobId] = { bytes: p.bytes, packets: p.packets ?? 0 };
+      }
+      try {
+        await withCredentials((t) => client.heartbeat(t, { running: [...active.keys()], progress, nics: hostNics() }));
+      } catch (err) {
+        logger.warn({ err: errorMessage(err) }, 'heartbeat failed');
+      }
+      await sleep(heartbeatMs, signal);
+    }
+  }
+
+  async function jobLoop(signal: AbortSignal) {
+    for (let attempt = 0; !signal.aborted; ) {
+      try {
+        const { jobs } = await withCredentials((t) => client.jobs(t, 25, signal));
+        attempt = 0;
+        for (const job of jobs) {
+          if (job.type === 'start' && !active.has(job.jobId)) track(runJob(job, signal));
+          if (job.type === 'stop') void handles.get(job.jobId)?.stop('ManuallyStopped');
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        const wait = backoffMs(attempt++, 10_000);
+        logger.warn({ err: errorMessage(err), retryInMs: wait }, 'waiting for jobs failed');
+        await sleep(wait, signal);
+      }
+    }
+  }
+
+  /** Runs until the signal aborts; then stops running captures (AgentStopped) and returns. */
+  async function run(signal: AbortSignal) {
+    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+    await chmod(options.stateDir, 0o700);
+    await mkdir(spoolDir, { recursive: true, mode: 0o700 });
+    await recover(signal);
+    await Promise.all([heartbeatLoop(signal), jobLoop(signal)]);
+    await Promise.all([...handles.values()].map((h) => h.stop('AgentStopped')));
+    await Promise.all(tasks);
+    await client.close();
+  }
+
+  return { run, activeJobs: () => [...active.keys()] };
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { AGENT_VERSION, createAgent } from '../agent/agent.js';
+import { errorMessage } from '../lib/errors.js';
+import { createLogger } from '../lib/logger.js';
+import { loadServerConfig, type ServerConfigInput } from '../server/config.js';
+import { startServer } from '../server/server.js';
+import { type ConnectionOptions, createApiClient, resolveConnection } from './api-client.js';
+import { print } from './output.js';
+import { registerPacketCaptureCommands } from './packet-capture.js';
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'state folder: SQLite file, blobs, admin token, TLS (default ./data)')
+    .option('--port <n>', 'HTTPS port (default 8443)')
+    .option('--host <address>', 'address to listen on (default 0.0.0.0)')
+    .option('--tls-cert <file>', 'PEM certificate (default: a generated self-signed one)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--insecure-http', 'serve plain HTTP (only behind a TLS-terminating proxy)')
+    .option('--public-url <url>', 'the URL clients reach this server at, for links')
+    .option('--config <file>', 'JSON config file (keys as in docs/operations.md)');
+}
+
+function configFrom(o: Flags): ServerConfigInput {
+  return {
+    dataDir: o.dataDir as string | undefined,
+    port: o.port as string | undefined,
+    host: o.host as string | undefined,
+    tlsCert: o.tlsCert as string | undefined,
+    tlsKey: o.tlsKey as string | undefined,
+    insecureHttp: o.insecureHttp as boolean | undefined,
+    publicUrl: o.publicUrl as string | undefined,
+  } as ServerConfigInput;
+}
+
+function agentOptions(cmd: Command): Command {
+  return cmd
+    .option('--name <name>', 'VM name to register as (default: this host name)')
+    .option('--resource-group <rg>', 'resource group of the VM', 'tripcap')
+    .option('--location <location>', 'location (region) of the VM', 'local')
+    .option('--subscription-id <id>', "subscription of the VM (default: the server's)")
+    .option('--capture-root <dir>', 'where local capture files may be written', '/var/captures')
+    .option('--interface <name>', "capture interface: a NIC name, 'any', or 'auto' (the one NIC, else any)", 'auto');
+}
+
+function defaultVmName(): string {
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9_.()-]/g, '-')
+      .slice(0, 64) || 'host'
+  );
+}
+
+/** Runs until SIGINT/SIGTERM, then lets `stop` finish its work. */
+function untilSignal(): AbortSignal {
+  const controller = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  return controller.signal;
+}
+
+function connectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--server <url>', 'server URL (TRIPCAP_SERVER; default https://localhost:8443)')
+    .option('--token <token>', 'API token (TRIPCAP_TOKEN; default: DATA_DIR/admin.token)')
+    .option('--ca <file>', "PEM the server's certificate chains to (TRIPCAP_CA; default DATA_DIR/tls/cert.pem)")
+    .option('--data-dir <dir>', 'the local server data folder to take defaults from', './data')
+    .option('--subscription <id>', 'subscription id (TRIPCAP_SUBSCRIPTION_ID)');
+}
+
+const program = new Command()
+  .name('tripcap')
+  .description('Alert-triggered packet capture for Linux hosts, wire-compatible with Azure Network Watcher.')
+  .version(AGENT_VERSION)
+  .showHelpAfterError();
+
+serverOptions(program.command('server').description('Run the control plane.')).action(async (o: Flags) => {
+  const config = loadServerConfig(configFrom(o), o.config ? { configFile: String(o.config) } : {});
+  const server = await startServer(config);
+  announce(server);
+  await new Promise<void>((resolve) => untilSignal().addEventListener('abort', () => resolve()));
+  await server.close();
+});
+
+agentOptions(
+  program
+    .command('agent')
+    .description('Run the host agent: registers this host as a VM and runs its captures.')
+    .requiredOption('--server <url>', 'server URL')
+    .option('--token <token>', 'enrollment token (an admin token) for the first registration (TRIPCAP_TOKEN)')
+    .option('--ca <file>', "PEM the server's certificate chains to")
+    .option('--state-dir <dir>', "the agent's own state: credential, job records, spool", '/var/lib/tripcap-agent'),
+).action(async (o: Flags) => {
+  const logger = createLogger({ name: 'tripcap-agent' });
+  const token = (o.token as string | undefined) ?? process.env.TRIPCAP_TOKEN;
+  const agent = createAgent({
+    serverUrl: String(o.server),
+    ...(token ? { enrollToken: token } : {}),
+    name: (o.name as string | undefined) ?? defaultVmName(),
+    resourceGroup: String(o.resourceGroup),
+    location: String(o.location),
+    ...(o.subscriptionId ? { subscriptionId: String(o.subscriptionId) } : {}),
+    stateDir: String(o.stateDir),
+    captureRoot: String(o.captureRoot),
+    captureInterface: String(o.interface),
+    ...(o.ca ? { ca: readFileSync(String(o.ca)) } : {}),
+    logger,
+  });
+  await agent.run(untilSignal());
+});
+
+agentOptions(
+  serverOptions(program.command('start').description('Run the server and an agent for this host, in one process.')),
+).action(async (o: Flags) => {
+  const config = loadServerConfig(configFrom(o), o.config ? { configFile: String(o.config) } : {});
+  const logger = createLogger({ level: config.logLevel });
+  const server = await startServer(config, logger);
+  announce(server);
+  const signal = untilSignal();
+  const agent = createAgent({
+    serverUrl: server.url,
+    enrollToken: readFileSync(server.adminTokenFile, 'utf8').trim(),
+    name: (o.name as string | undefined) ?? defaultVmName(),
+    resourceGroup: String(o.resourceGroup),
+    location: String(o.location),
+    stateDir: join(config.dataDir, 'agent'),
+    captureRoot: String(o.captureRoot),
+    captureInterface: String(o.interface),
+    ...(server.caFile ? { ca: readFileSync(server.caFile) } : {}),
+    logger: logger.child({ part: 'agent' }),
+  });
+  await agent.run(signal);
+  await server.close();
+});
+
+function announce(server: Awaited<ReturnType<typeof startServer>>) {
+  const lines = [`tripcap server at ${server.url}`];
+  if (server.adminToken) {
+    lines.push(`Admin token (shown once; also in ${server.adminTokenFile}, mode 0600):`, `  ${server.adminToken}`);
+  } else {
+    lines.push(`Admin token: in ${server.adminTokenFile}`);
+  }
+  lines.push(
+    'Add a host:',
+    `  tripcap agent --server ${server.url} --token "$(cat ${server.adminTokenFile})"${server.caFile ? ` --ca ${server.caFile}` : ''} --name NAME`,
+  );
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+const vm = program.command('vm').description('The VMs (hosts) that agents registered.');
+connectionOptions(
+  vm
+    .command('list')
+    .description('List VMs and their agents.')
+    .option('-o, --output <format>', 'table or json', 'table'),
+).action(async (o: Flags) => {
+  const api = createApiClient(resolveConnection(o as ConnectionOptions));
+  try {
+    const { body } = await api.json<{
+      value: Array<{
+        id: string;
+        name: string;
+        location: string;
+        properties: { agent: { status: string; lastSeen: string } | null };
+      }>;
+    }>('GET', `/subscriptions/${api.subscription}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`);
+    print(
+      String(o.output),
+      body.value,
+      body.value.map((v) => ({
+        Name: v.name,
+        Location: v.location,
+        Agent: v.properties.agent?.status ?? 'none',
+        LastSeen: v.properties.agent?.lastSeen ?? '',
+        Id: v.id,
+      })),
+    );
+  } finally {
+    await api.close();
+  }
+});
+
+registerPacketCaptureCommands(program, connectionOptions);
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`tripcap: ${errorMessage(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,111 @@
+import type { Generated } from 'kysely';
+
+/** Times are UTC ISO-8601 strings; JSON columns hold serialised objects (SQLite has no JSON type). */
+export interface TokensTable {
+  id: string;
+  name: string;
+  role: string;
+  secret_hash: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface AgentsTable {
+  id: string;
+  token_id: string;
+  vm_key: string;
+  hostname: string;
+  version: string;
+  capture_root: string;
+  registered_at: string;
+  last_seen_at: string;
+}
+
+export interface VmsTable {
+  key: string;
+  id: string;
+  subscription_id: string;
+  resource_group: string;
+  name: string;
+  location: string;
+  os_type: string;
+  nics: string;
+  agent_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NetworkWatchersTable {
+  key: string;
+  id: string;
+  subscription_id: string;
+  resource_group: string;
+  name: string;
+  location: string;
+  tags: string;
+  etag: string;
+  created_at: string;
+}
+
+export interface PacketCapturesTable {
+  /** Lower-cased ARM id; a deleted capture's key gets a suffix so its name can be reused while its files stay. */
+  key: string;
+  id: string;
+  name: string;
+  /** The opaque id agents know the capture by. */
+  job_id: string;
+  subscription_id: string;
+  watcher_key: string;
+  location: string;
+  target_key: string;
+  agent_id: string | null;
+  properties: string;
+  bpf: string;
+  provisioning_state: string;
+  status: string;
+  desired_state: string;
+  stop_reason: string | null;
+  errors: string;
+  capture_start_time: string | null;
+  capture_end_time: string | null;
+  progress: string;
+  etag: string;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+}
+
+export interface CaptureFilesTable {
+  capture_key: string;
+  seq: number;
+  blob_name: string;
+  local_path: string | null;
+  size: number;
+  packets: number;
+  kernel_drops: number;
+  sha256: string;
+  first_packet_time: string | null;
+  last_packet_time: string | null;
+  uploaded_at: string;
+}
+
+export interface OperationsTable {
+  id: string;
+  resource_key: string;
+  kind: string;
+  status: string;
+  error: string | null;
+  created_at: string;
+  ended_at: string | null;
+}
+
+export interface Schema {
+  tokens: TokensTable;
+  agents: AgentsTable;
+  vms: VmsTable;
+  network_watchers: NetworkWatchersTable;
+  packet_captures: PacketCapturesTable;
+  capture_files: CaptureFilesTable;
+  operations: OperationsTable;
+  schema_version?: { version: Generated<number> };
+}

@@ -1,0 +1,164 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { isValidName } from '../../lib/arm-id.js';
+import { ApiError, badRequest } from '../../lib/errors.js';
+import { FILE_HEADERS, type FileReport, AGENT_PROTOCOL_PREFIX as P } from '../../watcher/agent-protocol.js';
+import type { AppOptions } from '../app.js';
+import { createToken, revokeToken } from '../tokens.js';
+
+const name = z.string().refine(isValidName, 'must be 1-90 letters, digits, _ - . ( )');
+const ip = z
+  .string()
+  .max(64)
+  .regex(/^[0-9a-fA-F.:]+$/);
+const nics = z
+  .array(
+    z.object({
+      name: z
+        .string()
+        .max(64)
+        .regex(/^[A-Za-z0-9@._-]+$/),
+      mac: z.string().max(32),
+      ipAddresses: z.array(ip).max(64),
+    }),
+  )
+  .max(64);
+const isoTime = z
+  .string()
+  .max(40)
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time');
+const progress = z.object({ bytes: z.number().int().min(0), packets: z.number().int().min(0) });
+const errorCode = z.enum(['InternalError', 'AgentStopped', 'CaptureFailed', 'LocalFileFailed', 'StorageFailed']);
+const fileReport = z.object({
+  seq: z.number().int().min(1).max(100_000),
+  size: z.number().int().min(0),
+  packets: z.number().int().min(0),
+  kernelDrops: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  firstPacketTime: isoTime.optional(),
+  lastPacketTime: isoTime.optional(),
+  localPath: z.string().max(1024).optional(),
+});
+
+const schemas = {
+  register: z.object({
+    name,
+    resourceGroup: name,
+    location: z.string().regex(/^[A-Za-z0-9]{1,40}$/),
+    subscriptionId: z
+      .string()
+      .regex(/^[A-Za-z0-9-]{1,64}$/)
+      .optional(),
+    osType: z.literal('Linux'),
+    hostname: z.string().max(255),
+    nics,
+    captureRoot: z.string().max(1024).startsWith('/'),
+    version: z.string().max(64),
+  }),
+  heartbeat: z.object({
+    running: z.array(z.string().uuid()).max(10_000),
+    progress: z.record(z.string().uuid(), progress),
+    nics: nics.optional(),
+  }),
+  status: z.object({
+    status: z.enum(['Running', 'Stopped', 'Error']),
+    time: isoTime,
+    stopReason: z
+      .string()
+      .max(64)
+      .regex(/^[A-Za-z]+$/)
+      .optional(),
+    errors: z.array(errorCode).max(5).optional(),
+    message: z.string().max(2000).optional(),
+    progress: progress.optional(),
+    localFiles: z.array(fileReport).max(10_000).optional(),
+  }),
+};
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw badRequest('InvalidRequestFormat', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+function jobIdOf(request: FastifyRequest): string {
+  const jobId = (request.params as { jobId?: string }).jobId ?? '';
+  if (!z.string().uuid().safeParse(jobId).success) throw badRequest('InvalidJobId', 'Job ids are UUIDs.');
+  return jobId;
+}
+
+export function registerAgentRoutes(app: FastifyInstance, { captures, db, subscriptionId }: AppOptions) {
+  const agentOnly = { config: { permission: 'agent' as const } };
+
+  /** The agent behind the request's credential; every job route is scoped to it. */
+  async function agentOf(request: FastifyRequest): Promise<string> {
+    const agent = await captures.agentByToken(request.principal?.tokenId ?? '');
+    if (!agent) throw new ApiError(403, 'AuthorizationFailed', 'This credential belongs to no agent: register again.');
+    return agent.id;
+  }
+
+  // Uploads arrive as raw bytes and are streamed through to the blob store, never buffered whole.
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+
+  app.post(`${P}/register`, { config: { permission: 'agent:enroll' } }, async (request) => {
+    const body = parse(schemas.register, request.body);
+    return captures.registerAgent(
+      body,
+      subscriptionId,
+      (agentId) => createToken(db, { name: `agent-${agentId}`, role: 'agent' }),
+      (tokenId) => revokeToken(db, tokenId),
+    );
+  });
+
+  app.post(`${P}/heartbeat`, agentOnly, async (request) => {
+    await captures.heartbeat(await agentOf(request), parse(schemas.heartbeat, request.body));
+    return { time: new Date().toISOString() };
+  });
+
+  app.get(`${P}/jobs`, agentOnly, async (request) => {
+    const agentId = await agentOf(request);
+    const wait = Math.min(Math.max(Number((request.query as { wait?: string }).wait ?? 25), 0), 55);
+    const closed = new AbortController();
+    request.raw.once('close', () => closed.abort());
+    return { jobs: await captures.waitForJobs(agentId, wait * 1000, closed.signal) };
+  });
+
+  app.post(`${P}/captures/:jobId/status`, agentOnly, async (request) => {
+    await captures.reportStatus(await agentOf(request), jobIdOf(request), parse(schemas.status, request.body));
+    return { ok: true };
+  });
+
+  app.put(
+    `${P}/captures/:jobId/files/:seq`,
+    { ...agentOnly, bodyLimit: Number.MAX_SAFE_INTEGER },
+    async (request, reply) => {
+      const agentId = await agentOf(request);
+      const jobId = jobIdOf(request);
+      if (request.headers['content-type'] !== 'application/octet-stream') {
+        throw badRequest('InvalidRequestFormat', 'Upload capture files as application/octet-stream.');
+      }
+      const h = request.headers;
+      const header = (key: string) => (typeof h[key] === 'string' ? (h[key] as string) : undefined);
+      const report: FileReport = parse(fileReport, {
+        seq: Number((request.params as { seq: string }).seq),
+        size: Number(h['content-length'] ?? 0),
+        packets: Number(header(FILE_HEADERS.packets) ?? 0),
+        kernelDrops: Number(header(FILE_HEADERS.kernelDrops) ?? 0),
+        sha256: header(FILE_HEADERS.sha256),
+        firstPacketTime: header(FILE_HEADERS.firstPacketTime),
+        lastPacketTime: header(FILE_HEADERS.lastPacketTime),
+        localPath: header(FILE_HEADERS.localPath),
+      });
+      const result = await captures.uploadFile(
+        agentId,
+        jobId,
+        report,
+        request.body as NodeJS.ReadableStream & import('node:stream').Readable,
+      );
+      return reply.status(result.duplicate ? 200 : 201).send(result);
+    },
+  );
+}

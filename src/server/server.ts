@@ -1,0 +1,138 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createDatabase, type Database } from '../db/index.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { createBlobStore } from '../storage/index.js';
+import { createPacketCaptureService, type PacketCaptureService } from '../watcher/service.js';
+import { buildApp } from './app.js';
+import type { ServerConfig } from './config.js';
+import { createToken } from './tokens.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  db: Database;
+  captures: PacketCaptureService;
+  url: string;
+  /** The admin token, only when this start created it. */
+  adminToken: string | null;
+  adminTokenFile: string;
+  caFile: string | null;
+  close(): Promise<void>;
+}
+
+/** Generates a self-signed certificate once, with openssl (argv, never a shell). */
+function ensureSelfSignedCertificate(dir: string, logger: Logger): { cert: string; key: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  if (existsSync(cert) && existsSync(key)) return { cert, key };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const san = `subjectAltName=DNS:localhost,DNS:${hostname().replace(/[^A-Za-z0-9.-]/g, '')},IP:127.0.0.1,IP:::1`;
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '825'].concat([
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/CN=tripcap',
+      '-addext',
+      san,
+    ]),
+    { stdio: 'ignore' },
+  );
+  logger.info({ cert }, 'generated a self-signed TLS certificate');
+  return { cert, key };
+}
+
+async function ensureAdminToken(db: Database, file: string): Promise<string | null> {
+  if (existsSync(file)) return null;
+  const { token } = await createToken(db, { name: 'admin', role: 'admin' });
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  return token;
+}
+
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger = createLogger({ level: config.logLevel }),
+): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = await createDatabase({ file: join(config.dataDir, 'tripcap.db') });
+  const adminTokenFile = join(config.dataDir, 'admin.token');
+  const adminToken = await ensureAdminToken(db, adminTokenFile);
+
+  let https: { key: Buffer; cert: Buffer } | undefined;
+  let caFile: string | null = null;
+  if (!config.insecureHttp) {
+    const files =
+      config.tlsCert && config.tlsKey
+        ? { cert: config.tlsCert, key: config.tlsKey }
+        : ensureSelfSignedCertificate(join(config.dataDir, 'tls'), logger);
+    https = { cert: readFileSync(files.cert), key: readFileSync(files.key) };
+    caFile = files.cert;
+  }
+  const scheme = https ? 'https' : 'http';
+  const localHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+
+  // The public URL depends on the port, known only after listen when port 0 is asked: the service reads it lazily.
+  let publicUrl = config.publicUrl ?? '';
+  const store = createBlobStore(
+    config.storage === 'azure-blob'
+      ? {
+          kind: 'azure-blob',
+          connectionString: config.azureStorageConnectionString ?? '',
+          ...(config.azureStorageContainer ? { container: config.azureStorageContainer } : {}),
+        }
+      : {
+          kind: 'local',
+          root: join(config.dataDir, 'blobs'),
+          baseUrl: `${config.publicUrl ?? `${scheme}://${localHost}:${config.port}`}/blobs`,
+        },
+  );
+  const captures = createPacketCaptureService({
+    db,
+    store,
+    logger,
+    sessionsPerLocation: config.sessionsPerLocation,
+    agentTimeoutMs: config.agentTimeoutSeconds * 1000,
+    get publicUrl() {
+      return publicUrl;
+    },
+  });
+  const app = await buildApp({
+    db,
+    captures,
+    logger,
+    subscriptionId: config.subscriptionId,
+    ...(https ? { https } : {}),
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `${scheme}://${localHost}:${port}`;
+  publicUrl ||= url;
+
+  const sweeper = setInterval(() => {
+    captures.sweepSilentAgents().catch((err) => logger.error({ err }, 'agent sweep failed'));
+  }, 2_000);
+  sweeper.unref();
+
+  logger.info({ url, dataDir: config.dataDir, storage: config.storage }, 'tripcap server listening');
+  return {
+    app,
+    db,
+    captures,
+    url,
+    adminToken,
+    adminTokenFile,
+    caFile,
+    async close() {
+      clearInterval(sweeper);
+      await app.close();
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/** The agent protocol (`/agent/v1/…`): what the server and the agents say to each other. */
+
+export const AGENT_PROTOCOL_PREFIX = '/agent/v1';
+
+export interface NicInfo {
+  name: string;
+  mac: string;
+  ipAddresses: string[];
+}
+
+export interface RegisterRequest {
+  name: string;
+  resourceGroup: string;
+  location: string;
+  subscriptionId?: string;
+  osType: 'Linux';
+  hostname: string;
+  nics: NicInfo[];
+  captureRoot: string;
+  version: string;
+}
+
+export interface RegisterResponse {
+  agentId: string;
+  agentToken: string;
+  vmId: string;
+}
+
+export interface CaptureProgress {
+  bytes: number;
+  packets: number;
+}
+
+export interface HeartbeatRequest {
+  /** Jobs the agent is running or still reporting; a Running capture missing here has lost its agent. */
+  running: string[];
+  progress: Record<string, CaptureProgress>;
+  nics?: NicInfo[];
+}
+
+export interface StartCaptureJob {
+  type: 'start';
+  jobId: string;
+  captureId: string;
+  bpf: string;
+  snaplen: number;
+  maxBytes: number;
+  timeLimitSeconds: number;
+  /** Absolute path on the host (under its capture root) when the user asked for a local file. */
+  localFile?: string;
+  /** Whether the file goes to the server's blob store. */
+  upload: boolean;
+  ring?: { fileCount: number; fileSizeBytes: number };
+}
+
+export interface StopCaptureJob {
+  type: 'stop';
+  jobId: string;
+}
+
+export type AgentJob = StartCaptureJob | StopCaptureJob;
+
+export interface JobsResponse {
+  jobs: AgentJob[];
+}
+
+export type PacketCaptureErrorCode =
+  | 'InternalError'
+  | 'AgentStopped'
+  | 'CaptureFailed'
+  | 'LocalFileFailed'
+  | 'StorageFailed';
+
+export interface StatusReport {
+  status: 'Running' | 'Stopped' | 'Error';
+  /** When tcpdump started listening (Running) or ended (Stopped, Error). */
+  time: string;
+  stopReason?: string;
+  errors?: PacketCaptureErrorCode[];
+  message?: string;
+  progress?: CaptureProgress;
+  /** Files kept on the host (filePath), reported so the API can list them even when nothing is uploaded. */
+  localFiles?: FileReport[];
+}
+
+export interface FileReport {
+  seq: number;
+  size: number;
+  packets: number;
+  kernelDrops: number;
+  sha256: string;
+  firstPacketTime?: string;
+  lastPacketTime?: string;
+  localPath?: string;
+}
+
+/** Headers that carry a FileReport beside an upload's raw body. */
+export const FILE_HEADERS = {
+  sha256: 'x-tripcap-sha256',
+  packets: 'x-tripcap-packets',
+  kernelDrops: 'x-tripcap-kernel-drops',
+  firstPacketTime: 'x-tripcap-first-packet-time',
+  lastPacketTime: 'x-tripcap-last-packet-time',
+  localPath: 'x-tripcap-local-path',
+} as const;

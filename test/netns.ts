@@ -1,0 +1,117 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Test helpers for a two-host network: two network namespaces joined by a veth pair. Needs root.
+ * Only traffic between these namespaces is ever sent; destroy() removes both (and with them the veth).
+ */
+
+export interface NetnsHost {
+  /** network namespace name */
+  ns: string;
+  /** this host's end of the veth, inside `ns` */
+  ifname: string;
+  /** IPv4 address on `ifname` (a /30 shared with the other host) */
+  ip: string;
+}
+
+export interface TwoHosts {
+  a: NetnsHost;
+  b: NetnsHost;
+  /** Runs argv inside namespace `ns` (`ip netns exec ns …`); rejects on a non-zero exit, with its stderr. */
+  exec(ns: string, argv: string[], options?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  /** Deletes both namespaces; safe to call more than once. */
+  destroy(): Promise<void>;
+}
+
+/** Why netns tests cannot run here, or undefined when they can. Throws under CI=true: CI must not skip them. */
+export function netnsSkipReason(): string | undefined {
+  if (process.getuid?.() === 0) return undefined;
+  const reason = 'needs root (network namespaces, veth, tcpdump)';
+  if (process.env.CI === 'true') throw new Error(`CI=true but this test ${reason}; run it as root`);
+  return reason;
+}
+
+let counter = 0;
+
+/** Creates `tc<pid><n>a` and `tc<pid><n>b` joined by a veth, 10.201.<n>.1/30 ↔ 10.201.<n>.2/30, links up, ARP warm. */
+export async function createTwoHosts(): Promise<TwoHosts> {
+  const n = counter++;
+  const base = `tc${process.pid}${n}`;
+  if (base.length + 1 > 15) throw new Error(`netns name ${base} too long for an interface name`);
+  const subnet = n % 64;
+  const a: NetnsHost = { ns: `${base}a`, ifname: `${base}a`, ip: `10.201.${subnet}.1` };
+  const b: NetnsHost = { ns: `${base}b`, ifname: `${base}b`, ip: `10.201.${subnet}.2` };
+
+  let destroyed = false;
+  const destroy = async () => {
+    if (destroyed) return;
+    destroyed = true;
+    for (const host of [a, b]) await ip(['netns', 'del', host.ns]).catch(() => {});
+  };
+
+  try {
+    await ip(['netns', 'add', a.ns]);
+    await ip(['netns', 'add', b.ns]);
+    await ip(['link', 'add', a.ifname, 'netns', a.ns, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.ns]);
+    for (const host of [a, b]) {
+      await ip(['-n', host.ns, 'link', 'set', 'lo', 'up']);
+      await ip(['-n', host.ns, 'addr', 'add', `${host.ip}/30`, 'dev', host.ifname]);
+      await ip(['-n', host.ns, 'link', 'set', host.ifname, 'up']);
+    }
+    // One ping resolves ARP both ways, so later bursts are not queued or dropped waiting for a neighbour.
+    await execIn(a.ns, ['ping', '-c', '1', '-W', '2', b.ip]);
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+  return { a, b, exec: execIn, destroy };
+}
+
+/**
+ * Sends `count` UDP datagrams from inside `from.ns` to `to:port`, one after another (each send awaited), and
+ * resolves when the last send has returned. Datagram i carries `seq=<i>` (padded to `size` bytes of payload), so a
+ * capture can be checked for every sequence number. Run by a small Node script via `ip netns exec`.
+ */
+export async function sendUdp(
+  from: NetnsHost,
+  options: { to: string; port: number; count: number; size?: number; sourcePort?: number },
+): Promise<void> {
+  const { to, port, count, size = 64, sourcePort = 0 } = options;
+  const script = `
+    const dgram = require('node:dgram');
+    const [to, port, count, size, sourcePort] = [process.argv[1], +process.argv[2], +process.argv[3], +process.argv[4], +process.argv[5]];
+    const socket = dgram.createSocket('udp4');
+    socket.bind(sourcePort, async () => {
+      for (let i = 0; i < count; i++) {
+        const payload = Buffer.alloc(size, 0x2e);
+        payload.write('seq=' + i + ';');
+        await new Promise((resolve, reject) => socket.send(payload, port, to, (err) => (err ? reject(err) : resolve())));
+      }
+      socket.close();
+    });`;
+  await execIn(
+    from.ns,
+    [process.execPath, '-e', script, to, String(port), String(count), String(size), String(sourcePort)],
+    { timeoutMs: 60_000 },
+  );
+}
+
+async function ip(args: string[]): Promise<void> {
+  await run('ip', args, 10_000);
+}
+
+function execIn(ns: string, argv: string[], options: { timeoutMs?: number } = {}) {
+  return run('ip', ['netns', 'exec', ns, ...argv], options.timeoutMs ?? 30_000);
+}
+
+async function run(cmd: string, args: string[], timeout: number): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await execFileAsync(cmd, args, { timeout, maxBuffer: 64 << 20 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+  }
+}
