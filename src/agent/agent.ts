@@ -74,6 +74,7 @@ export function createAgent(options: AgentOptions) {
   const spoolDir = join(options.stateDir, 'spool');
   const credentialsFile = join(options.stateDir, 'credentials.json');
   const handles = new Map<string, CaptureHandle>();
+  const stopping = new WeakSet<CaptureHandle>();
   const active = new Map<string, JobRecord>();
   // Every job's work, so that a stop waits for records to be written.
   const tasks = new Set<Promise<void>>();
@@ -277,11 +278,13 @@ export function createAgent(options: AgentOptions) {
       record.startedAt = handle.startedAt;
       await saveRecord(record);
       logger.info({ job: job.jobId, capture: job.captureId, pid: handle.pid }, 'capture running');
-      await persist(
+      const answer = await persist(
         'running status report',
         (t) => client.status(t, job.jobId, { status: 'Running', time: handle.startedAt }),
         signal,
       );
+      // The capture was stopped or deleted while it was starting.
+      if (answer?.stop) void handle.stop('ManuallyStopped');
       const result = await handle.done;
       handles.delete(job.jobId);
       logger.info({ job: job.jobId, stopReason: result.stopReason, packets: result.packetsCaptured }, 'capture ended');
@@ -373,10 +376,21 @@ export function createAgent(options: AgentOptions) {
       try {
         const { jobs } = await withCredentials((t) => client.jobs(t, 25, signal));
         attempt = 0;
+        let acted = false;
         for (const job of jobs) {
-          if (job.type === 'start' && !active.has(job.jobId)) track(runJob(job, signal));
-          if (job.type === 'stop') void handles.get(job.jobId)?.stop('ManuallyStopped');
+          if (job.type === 'start' && !active.has(job.jobId)) {
+            track(runJob(job, signal));
+            acted = true;
+          }
+          const handle = job.type === 'stop' ? handles.get(job.jobId) : undefined;
+          if (handle && !stopping.has(handle)) {
+            stopping.add(handle);
+            void handle.stop('ManuallyStopped');
+            acted = true;
+          }
         }
+        // The server repeats a job until its status changes; don't spin on one that is already under way.
+        if (!acted && jobs.length > 0) await sleep(500, signal);
       } catch (err) {
         if (signal.aborted) break;
         const wait = backoffMs(attempt++, 10_000);

@@ -8,6 +8,7 @@ import { createTwoHosts, netnsSkipReason, sendUdp, type TwoHosts } from '../../t
 import { scanPcapFile } from '../pcap/classic.js';
 import {
   buildTcpdumpArgv,
+  type CaptureResult,
   type CaptureSpec,
   createTcpdumpEngine,
   findOrphanTcpdump,
@@ -133,15 +134,17 @@ describe.skipIf(skipReason !== undefined)(
       // tcpdump, queue 100 datagrams in its ring, ask to stop, then let it run: all 100 must be written.
       const handle = await engine().start(spec('backlog.cap', { bpf: 'udp and dst port 40007' }));
       process.kill(handle.pid, 'SIGSTOP');
+      let stopping: Promise<CaptureResult>;
       try {
         await sendUdp(hosts.b, { to: hosts.a.ip, port: 40007, count: 100, size: 200 });
       } finally {
-        const stopping = handle.stop();
+        stopping = handle.stop();
         process.kill(handle.pid, 'SIGCONT');
-        const result = await stopping;
-        expect(result.files[0]?.packets).toBe(100);
-        expect(result.packetsCaptured).toBe(100);
       }
+      const result = await stopping;
+      expect(result.kernelDrops).toBe(0);
+      expect(result.files[0]?.packets).toBe(100);
+      expect(result.packetsCaptured).toBe(100);
     });
 
     it('ends with TimeExceeded within 0.5 s of the time limit', async () => {
@@ -220,7 +223,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('stops with AgentStopped when the signal aborts', async () => {
       const controller = new AbortController();
-      const handle = await engine().start(spec('abort.cap'), controller.signal);
+      const handle = await engine().start(spec('abort.cap', { bpf: 'udp port 40099' }), controller.signal);
       controller.abort();
       const result = await handle.done;
       expect(result.stopReason).toBe('AgentStopped');
@@ -270,9 +273,7 @@ describe.skipIf(skipReason !== undefined)(
         expect(scan.truncated).toBe(false);
         expect(await capinfosPackets(outFile)).toBe(50);
       } finally {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {}
+        if (findOrphanTcpdump(pid, outFile)) process.kill(pid, 'SIGKILL');
       }
     });
   },

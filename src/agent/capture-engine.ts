@@ -371,9 +371,16 @@ export function findOrphanTcpdump(pid: number, outFile: string): boolean {
   }
 }
 
-/** SIGTERMs an orphan tcpdump (only if findOrphanTcpdump says it is one) and waits up to 5 s, then SIGKILLs it. */
+/**
+ * SIGTERMs an orphan tcpdump (only if findOrphanTcpdump says it is one; after letting it drain, as stop() does) and
+ * waits up to 5 s for it to go, then SIGKILLs it. The caller then cuts the file with scanPcapFile().validLength.
+ */
 export async function stopOrphan(pid: number, outFile: string, timeoutMs = 5000): Promise<void> {
   if (!findOrphanTcpdump(pid, outFile)) return;
+  await waitForQuietFile(
+    () => fileSize(outFile),
+    () => !isAlive(pid),
+  );
   signalIfAlive(pid, 'SIGTERM');
   if (await waitGone(pid, timeoutMs)) return;
   signalIfAlive(pid, 'SIGKILL');

@@ -89,7 +89,7 @@ export function createAgentClient(options: AgentClientOptions) {
     jobs: (token: string, waitSeconds: number, signal?: AbortSignal) =>
       call<JobsResponse>('GET', `${P}/jobs?wait=${waitSeconds}`, token, undefined, signal ? { signal } : {}),
     status: (token: string, jobId: string, report: StatusReport) =>
-      call<{ ok: boolean }>('POST', `${P}/captures/${jobId}/status`, token, report),
+      call<{ stop: boolean }>('POST', `${P}/captures/${jobId}/status`, token, report),
     upload: (token: string, jobId: string, file: FileReport & { path: string }) => {
       const headers: Record<string, string> = {
         'content-type': 'application/octet-stream',

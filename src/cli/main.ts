@@ -45,7 +45,20 @@ function agentOptions(cmd: Command): Command {
     .option('--location <location>', 'location (region) of the VM', 'local')
     .option('--subscription-id <id>', "subscription of the VM (default: the server's)")
     .option('--capture-root <dir>', 'where local capture files may be written', '/var/captures')
-    .option('--interface <name>', "capture interface: a NIC name, 'any', or 'auto' (the one NIC, else any)", 'auto');
+    .option('--interface <name>', "capture interface: a NIC name, 'any', or 'auto' (the one NIC, else any)", 'auto')
+    .option('--heartbeat-seconds <n>', 'how often the agent tells the server it is alive (default 5)');
+}
+
+/** --heartbeat-seconds: a positive number of seconds, or undefined for the agent's default. */
+function heartbeatSeconds(o: Flags): number | undefined {
+  if (o.heartbeatSeconds === undefined) return undefined;
+  const seconds = Number(o.heartbeatSeconds);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new Error(
+      `--heartbeat-seconds takes a number of seconds above 0 and at most 3600, not '${String(o.heartbeatSeconds)}'.`,
+    );
+  }
+  return seconds;
 }
 
 function defaultVmName(): string {
@@ -107,6 +120,7 @@ agentOptions(
     stateDir: String(o.stateDir),
     captureRoot: String(o.captureRoot),
     captureInterface: String(o.interface),
+    heartbeatSeconds: heartbeatSeconds(o),
     ...(o.ca ? { ca: readFileSync(String(o.ca)) } : {}),
     logger,
   });
@@ -130,6 +144,7 @@ agentOptions(
     stateDir: join(config.dataDir, 'agent'),
     captureRoot: String(o.captureRoot),
     captureInterface: String(o.interface),
+    heartbeatSeconds: heartbeatSeconds(o),
     ...(server.caFile ? { ca: readFileSync(server.caFile) } : {}),
     logger: logger.child({ part: 'agent' }),
   });

@@ -147,7 +147,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .description('Start a packet capture on a VM.')
       .requiredOption('-n, --name <name>', 'name of the capture')
       .requiredOption('--vm <vm>', 'VM name (with --resource-group) or resource id')
-      .option('-g, --resource-group <rg>', "the VM's resource group")
+      .option('-g, --resource-group <rg>', "the VM's resource group", 'tripcap')
       .option('--storage-account <id>', "storage account resource id (the server's blob store)")
       .option('--storage-path <url>', 'blob URL to store the capture at')
       .option('--file-path <path>', 'local file on the VM, under its capture root (e.g. /var/captures/x.cap)')

@@ -89,7 +89,7 @@ export async function startServer(
       : {
           kind: 'local',
           root: join(config.dataDir, 'blobs'),
-          baseUrl: `${config.publicUrl ?? `${scheme}://${localHost}:${config.port}`}/blobs`,
+          baseUrl: () => `${publicUrl}/blobs`,
         },
   );
   const captures = createPacketCaptureService({

@@ -19,7 +19,7 @@ export { type CaptureBlobNameParts, captureBlobName } from './layout.js';
 export { createLocalBlobStore, type LocalBlobStoreOptions } from './local-store.js';
 
 export type BlobStoreConfig =
-  | { kind: 'local'; root: string; baseUrl: string }
+  | { kind: 'local'; root: string; baseUrl: string | (() => string) }
   | { kind: 'azure-blob'; connectionString: string; container?: string };
 
 /** The BlobStore a configuration names. */

@@ -21,8 +21,11 @@ import {
 export interface LocalBlobStoreOptions {
   /** Folder holding the container folder `network-watcher-logs`; created (0750) when missing. */
   root: string;
-  /** Public base URL of the server, e.g. `https://tripcap.example.com`; `url()` appends `/network-watcher-logs/{name}`. */
-  baseUrl: string;
+  /**
+   * Public base URL of the blobs, e.g. `https://tripcap.example.com/blobs`; `url()` appends `/network-watcher-logs/{name}`.
+   * A function when the URL is known only later (a server listening on port 0).
+   */
+  baseUrl: string | (() => string);
 }
 
 const DIR_MODE = 0o750;
@@ -32,7 +35,8 @@ const TEMP_PREFIX = '.tmp-';
 /** Blobs as files under `{root}/network-watcher-logs/{name}`, written to a temp file, fsynced, then renamed. */
 export function createLocalBlobStore(options: LocalBlobStoreOptions): BlobStore {
   const containerDir = resolve(options.root, CAPTURE_CONTAINER);
-  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const baseUrl = () =>
+    (typeof options.baseUrl === 'function' ? options.baseUrl() : options.baseUrl).replace(/\/+$/, '');
 
   /** The file of a blob; defence in depth after assertBlobName: the resolved path must stay inside the container. */
   function pathOf(name: string): string {
@@ -45,7 +49,7 @@ export function createLocalBlobStore(options: LocalBlobStoreOptions): BlobStore 
   }
 
   function url(name: string): string {
-    return `${baseUrl}/${CAPTURE_CONTAINER}/${assertBlobName(name)}`;
+    return `${baseUrl()}/${CAPTURE_CONTAINER}/${assertBlobName(name)}`;
   }
 
   async function put(

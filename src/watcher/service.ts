@@ -6,7 +6,7 @@ import { assertName, idKey, parseVmId, vmResourceId } from '../lib/arm-id.js';
 import { ApiError, badRequest, conflict, notFound } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { isoNow } from '../lib/time.js';
-import { type BlobStore, captureBlobName } from '../storage/index.js';
+import { assertBlobName, type BlobStore, captureBlobName } from '../storage/index.js';
 import type {
   AgentJob,
   FileReport,
@@ -626,10 +626,12 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     return row;
   }
 
-  async function reportStatus(agentId: string, jobId: string, report: StatusReport) {
+  /** Records what an agent says of its capture; `stop: true` tells it the capture is no longer wanted. */
+  async function reportStatus(agentId: string, jobId: string, report: StatusReport): Promise<{ stop: boolean }> {
     const row = await agentCapture(agentId, jobId);
     await touchAgent(agentId);
-    if (!ACTIVE.includes(row.status)) return; // already final (e.g. AgentStopped while the agent was away): keep it
+    // Already final (stopped before it started, deleted, or AgentStopped while the agent was away): keep it so.
+    if (!ACTIVE.includes(row.status)) return { stop: true };
     if (report.status === 'Running') {
       const now = isoNow();
       await db.transaction().execute(async (trx) => {
@@ -654,11 +656,11 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
           .execute();
       });
       // A stop may have been asked while the start was on its way.
-      if (row.desired_state === 'Stopped') wake.emit(agentId);
-      return;
+      return { stop: row.desired_state === 'Stopped' };
     }
     await finish(row, report);
     for (const file of report.localFiles ?? []) await recordFile(row, file, '');
+    return { stop: false };
   }
 
   async function heartbeat(agentId: string, request: HeartbeatRequest) {
@@ -671,7 +673,9 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
       .execute();
     for (const row of running) {
       const progress = request.progress[row.job_id];
-      if (!request.running.includes(row.job_id)) {
+      // A heartbeat sent just before the job arrived may land after its Running report: give new captures a grace.
+      const justStarted = Date.now() - Date.parse(row.updated_at) < 10_000;
+      if (!request.running.includes(row.job_id) && !justStarted) {
         // The agent restarted without this capture: its tcpdump is gone or orphaned; the agent uploads what it recovers.
         await finish(row, {
           status: 'Error',
@@ -750,6 +754,19 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
   async function uploadFile(agentId: string, jobId: string, file: FileReport, body: Readable, signal?: AbortSignal) {
     const row = await agentCapture(agentId, jobId);
     await touchAgent(agentId);
+    const input = JSON.parse(row.properties) as PacketCaptureInput;
+    // A file can't be larger than the session allows (plus a packet's slack): anything more is refused, not stored.
+    const maxSize =
+      (input.continuousCapture ? (input.captureSettings?.fileSizeInBytes ?? 0) : input.totalBytesPerSession) +
+      262_144 +
+      24;
+    if (file.size > maxSize) {
+      throw new ApiError(
+        413,
+        'RequestBodyTooLarge',
+        `A file of ${file.size} bytes exceeds this capture's limit of ${maxSize} bytes.`,
+      );
+    }
     const done = await db
       .selectFrom('capture_files')
       .selectAll()
@@ -792,6 +809,18 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     return { ...blob, fileName: file.blob_name.split('/').pop() ?? 'capture.cap', sha256: file.sha256 };
   }
 
+  /** A blob by its name in the capture container (the local store's `storagePath` links point here). */
+  async function openBlob(name: string) {
+    try {
+      assertBlobName(name);
+    } catch {
+      throw badRequest('InvalidBlobName', 'That is not a capture blob name.');
+    }
+    const blob = await store.get(name);
+    if (!blob) throw notFound('BlobNotFound', 'No such blob.');
+    return blob;
+  }
+
   async function agentIdentity(agentId: string) {
     return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
   }
@@ -822,6 +851,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     sweepSilentAgents,
     uploadFile,
     openFile,
+    openBlob,
     agentIdentity,
     agentByToken,
   };

@@ -127,8 +127,7 @@ export function registerAgentRoutes(app: FastifyInstance, { captures, db, subscr
   });
 
   app.post(`${P}/captures/:jobId/status`, agentOnly, async (request) => {
-    await captures.reportStatus(await agentOf(request), jobIdOf(request), parse(schemas.status, request.body));
-    return { ok: true };
+    return captures.reportStatus(await agentOf(request), jobIdOf(request), parse(schemas.status, request.body));
   });
 
   app.put(
@@ -137,8 +136,11 @@ export function registerAgentRoutes(app: FastifyInstance, { captures, db, subscr
     async (request, reply) => {
       const agentId = await agentOf(request);
       const jobId = jobIdOf(request);
-      if (request.headers['content-type'] !== 'application/octet-stream') {
-        throw badRequest('InvalidRequestFormat', 'Upload capture files as application/octet-stream.');
+      if (request.headers['content-type'] !== 'application/octet-stream' || !request.headers['content-length']) {
+        throw badRequest(
+          'InvalidRequestFormat',
+          'Upload capture files as application/octet-stream with a Content-Length.',
+        );
       }
       const h = request.headers;
       const header = (key: string) => (typeof h[key] === 'string' ? (h[key] as string) : undefined);

@@ -156,6 +156,15 @@ export function registerArmRoutes(app: FastifyInstance, { captures }: AppOptions
       .send(file.stream);
   });
 
+  // The local blob store's `storagePath` links: the same files, by blob name.
+  app.get('/blobs/network-watcher-logs/*', { config: { permission: 'pcap:download' } }, async (request, reply) => {
+    const blob = await captures.openBlob(String((request.params as Params)['*']));
+    return reply
+      .header('Content-Type', 'application/vnd.tcpdump.pcap')
+      .header('Content-Length', String(blob.size))
+      .send(blob.stream);
+  });
+
   // ---- long-running operations (ARM async contract) ----
   app.get(`${OPERATIONS}/operations/:operationId`, read, async (request) => {
     const p = request.params as Params;
