@@ -1,4 +1,10 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Database } from '../db/index.js';
 import { ApiError } from '../lib/errors.js';
 import { type Logger, redactUrl } from '../lib/logger.js';
@@ -33,7 +39,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // ARM path segments compare case-insensitively (Microsoft.Network == microsoft.network).
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 500 },
     bodyLimit: options.bodyLimit ?? 1_048_576,
-    disableRequestLogging: true,
+    // Our own onResponse hook logs one line per request (agent polling at debug level).
+    logController: new LogController({ disableRequestLogging: true }),
     ...(options.https ? { https: options.https } : {}),
   });
 

@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
+/** A boolean that may come as text from the environment: 'true'/'1'/'yes' or 'false'/'0'/'no'. */
+const flag = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  return v;
+}, z.boolean());
+
 /** Server settings: flags override environment (TRIPCAP_*), which overrides the config file, which overrides defaults. */
 export const serverConfigSchema = z
   .object({
@@ -11,7 +19,7 @@ export const serverConfigSchema = z
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
     /** Plain HTTP, for a TLS-terminating proxy in front. Tokens then cross the wire in clear: never on an open network. */
-    insecureHttp: z.coerce.boolean().default(false),
+    insecureHttp: flag.default(false),
     publicUrl: z.string().url().optional(),
     subscriptionId: z
       .string()

@@ -1,0 +1,208 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAgent } from '../../src/agent/agent.js';
+import { createLogger } from '../../src/lib/logger.js';
+import { loadServerConfig } from '../../src/server/config.js';
+import { type RunningServer, startServer } from '../../src/server/server.js';
+import { netnsSkipReason } from '../netns.js';
+
+// The CLI as users run it: the built `dist/cli/main.js` (`npm test` builds first), against a real server and a real
+// agent capturing on loopback with tcpdump. Needs root for tcpdump.
+const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+const skip = netnsSkipReason();
+
+function tripcap(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function sendUdp(port: number, count: number) {
+  const socket = createSocket('udp4');
+  for (let i = 0; i < count; i++) {
+    await new Promise<void>((resolve, reject) =>
+      socket.send(`datagram ${i}`, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
+    );
+  }
+  socket.close();
+}
+
+describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let dir: string;
+  let server: RunningServer;
+  const stopAgent = new AbortController();
+  let agentDone: Promise<void>;
+  let conn: string[];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tripcap-cli-'));
+    server = await startServer(
+      loadServerConfig({ dataDir: join(dir, 'data'), port: 0, host: '127.0.0.1', logLevel: 'warn' }, { env: {} }),
+    );
+    const agent = createAgent({
+      serverUrl: server.url,
+      enrollToken: readFileSync(server.adminTokenFile, 'utf8').trim(),
+      name: 'cli-vm',
+      resourceGroup: 'rg1',
+      location: 'westeurope',
+      stateDir: join(dir, 'agent'),
+      captureRoot: join(dir, 'captures'),
+      captureInterface: 'lo',
+      ca: readFileSync(server.caFile ?? ''),
+      logger: createLogger({ level: 'warn' }),
+    });
+    agentDone = agent.run(stopAgent.signal);
+    // The CLI finds the admin token and the CA in the data folder, as on the server's own host.
+    conn = ['--server', server.url, '--data-dir', join(dir, 'data')];
+    const deadline = Date.now() + 10_000;
+    while (!(await tripcap(['vm', 'list', ...conn])).stdout.includes('Connected')) {
+      if (Date.now() > deadline) throw new Error('the agent did not register');
+    }
+  });
+
+  afterAll(async () => {
+    stopAgent.abort();
+    await agentDone;
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates a capture, waits for it with a progress line, lists, shows, downloads and deletes it', async () => {
+    const filters = JSON.stringify([{ protocol: 'UDP', localPort: '47001' }]);
+    const create = tripcap([
+      'pc',
+      'create',
+      ...conn,
+      '--vm',
+      'cli-vm',
+      '-g',
+      'rg1',
+      '-n',
+      'cli1',
+      '--time-limit',
+      '3',
+      '--filters',
+      filters,
+      '--wait',
+      '-o',
+      'json',
+    ]);
+    // Traffic while the capture runs: 20 datagrams to the filtered port and 5 to another one.
+    await new Promise((r) => setTimeout(r, 1500));
+    await sendUdp(47001, 20);
+    await sendUdp(47002, 5);
+    const created = await create;
+    expect(created.stderr).not.toMatch(/tripcap:/);
+    expect(created.code).toBe(0);
+    const status = JSON.parse(created.stdout) as {
+      packetCaptureStatus: string;
+      stopReason: string;
+      files: Array<{ packets: number; sha256: string }>;
+    };
+    expect(status.packetCaptureStatus).toBe('Stopped');
+    expect(status.stopReason).toBe('TimeExceeded');
+    expect(status.files).toHaveLength(1);
+    expect(status.files[0]?.packets).toBe(20);
+
+    const list = await tripcap(['pc', 'list', ...conn, '-l', 'westeurope']);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/cli1\s+cli-vm\s+Stopped\s+TimeExceeded/);
+
+    const show = await tripcap(['pc', 'show', ...conn, '-l', 'westeurope', '-n', 'cli1', '-o', 'json']);
+    expect(JSON.parse(show.stdout).properties.filters).toEqual([{ protocol: 'UDP', localPort: '47001' }]);
+
+    const target = join(dir, 'cli1.cap');
+    const download = await tripcap(['pc', 'download', ...conn, '-l', 'westeurope', '-n', 'cli1', '-f', target]);
+    expect(download.code).toBe(0);
+    expect(download.stderr).toContain(`Saved ${target}`);
+    expect(createHash('sha256').update(readFileSync(target)).digest('hex')).toBe(status.files[0]?.sha256);
+
+    const del = await tripcap(['pc', 'delete', ...conn, '-l', 'westeurope', '-n', 'cli1']);
+    expect(del.stderr).toContain("Deleted 'cli1'");
+    expect((await tripcap(['pc', 'list', ...conn, '-l', 'westeurope'])).stdout).toContain('(none)');
+  });
+
+  it('stops a running capture at once', async () => {
+    const created = await tripcap([
+      'pc',
+      'create',
+      ...conn,
+      '--vm',
+      'cli-vm',
+      '-g',
+      'rg1',
+      '-n',
+      'cli2',
+      '--time-limit',
+      '600',
+      '-o',
+      'json',
+    ]);
+    expect(created.code).toBe(0);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const s = await tripcap(['pc', 'show-status', ...conn, '-l', 'westeurope', '-n', 'cli2', '-o', 'json']);
+      if (JSON.parse(s.stdout).packetCaptureStatus === 'Running') break;
+      if (Date.now() > deadline) throw new Error('never Running');
+    }
+    const started = Date.now();
+    const stop = await tripcap(['pc', 'stop', ...conn, '-l', 'westeurope', '-n', 'cli2', '-o', 'json']);
+    expect(stop.code).toBe(0);
+    expect(JSON.parse(stop.stdout)).toMatchObject({ packetCaptureStatus: 'Stopped', stopReason: 'ManuallyStopped' });
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('answers bad input and missing credentials with one line and exit code 1', async () => {
+    const bad = await tripcap([
+      'pc',
+      'create',
+      ...conn,
+      '--vm',
+      'cli-vm',
+      '-g',
+      'rg1',
+      '-n',
+      'bad',
+      '--filters',
+      '[{"localPort":"1-2-3"}]',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^tripcap: .*1-2-3.*/);
+
+    const unknown = await tripcap(['pc', 'create', ...conn, '--vm', 'nope', '-g', 'rg1', '-n', 'x']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^tripcap: .*nope/);
+
+    const noToken = await tripcap(['vm', 'list', '--server', server.url, '--data-dir', join(dir, 'nowhere')], {
+      TRIPCAP_TOKEN: '',
+    });
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toMatch(/^tripcap: No token/);
+
+    const wrongToken = await tripcap([
+      'vm',
+      'list',
+      ...conn,
+      '--token',
+      'tct_0000000000000000_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    ]);
+    expect(wrongToken.code).toBe(1);
+    expect(wrongToken.stderr).toMatch(/^tripcap: Authentication failed/);
+  });
+});
