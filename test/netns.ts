@@ -78,7 +78,15 @@ export async function createTwoHosts(): Promise<TwoHosts> {
  */
 export async function sendUdp(
   from: NetnsHost,
-  options: { to: string; port: number; count: number; size?: number; sourcePort?: number; firstSeq?: number; intervalMs?: number },
+  options: {
+    to: string;
+    port: number;
+    count: number;
+    size?: number;
+    sourcePort?: number;
+    firstSeq?: number;
+    intervalMs?: number;
+  },
 ): Promise<void> {
   const { to, port, count, size = 64, sourcePort = 0, firstSeq = 0, intervalMs = 0 } = options;
   const script = `
@@ -125,7 +133,9 @@ export async function linkToRoot(ns: string): Promise<RootLink> {
   const ifname = `${base}n`;
   // The root namespace is shared with every other process: pick a /30 that no interface there uses yet.
   const { stdout } = await run('ip', ['-4', '-o', 'addr', 'show'], 10_000);
-  const used = new Set([...stdout.matchAll(/inet 10\.202\.(\d+)\.(\d+)\//g)].map((m) => `${m[1]}.${Math.floor(Number(m[2]) / 4)}`));
+  const used = new Set(
+    [...stdout.matchAll(/inet 10\.202\.(\d+)\.(\d+)\//g)].map((m) => `${m[1]}.${Math.floor(Number(m[2]) / 4)}`),
+  );
   let slot: { third: number; block: number } | undefined;
   for (let i = 0; i < 256 * 64 && !slot; i++) {
     const index = (process.pid * 7 + n + i) % (256 * 64);

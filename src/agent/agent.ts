@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { errorMessage } from '../lib/errors.js';
@@ -321,21 +321,36 @@ export function createAgent(options: AgentOptions) {
           { job: record.job.jobId, files: paths.length },
           'recovering a capture interrupted by an agent restart',
         );
-        record.result = {
-          report: {
-            status: 'Error',
-            time: isoNow(),
-            stopReason: 'AgentStopped',
-            errors: ['AgentStopped'],
-            message: 'The agent stopped during the capture; the file holds the packets captured until then.',
-          },
-          files: await describeFiles(paths, 0, record.job),
+        const report: StatusReport = {
+          status: 'Error',
+          time: isoNow(),
+          stopReason: 'AgentStopped',
+          errors: ['AgentStopped'],
+          message: 'The agent stopped during the capture; the file holds the packets captured until then.',
         };
+        let files: Array<FileReport & { path: string }> = [];
+        try {
+          // A tcpdump killed mid-write (with the agent, or on a full disk) leaves a torn last record: cut it off, as
+          // a normal end does, so that the reported size, the checksum and the upload cover the same bytes.
+          for (const path of paths) await cutToCompleteRecords(path);
+          files = await describeFiles(paths, 0, record.job);
+        } catch (err) {
+          // An unreadable file must not stop the agent from starting: report the capture without it.
+          logger.error({ job: record.job.jobId, err: errorMessage(err) }, 'the interrupted capture file is unreadable');
+          report.message =
+            `The agent stopped during the capture and its file is unreadable: ${errorMessage(err)}`.slice(0, 2000);
+        }
+        record.result = { report, files };
         await saveRecord(record);
       }
       active.set(record.job.jobId, record);
       track(deliver(record, signal));
     }
+  }
+
+  async function cutToCompleteRecords(path: string) {
+    const { validLength } = await scanPcapFile(path);
+    if ((await stat(path)).size > validLength) await truncate(path, validLength);
   }
 
   async function listRingFiles(record: JobRecord): Promise<string[]> {

@@ -1,4 +1,4 @@
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
 
@@ -14,13 +14,21 @@ const REDACT = [
   '*.accountKey',
 ];
 
-export function createLogger(options: { level?: string; name?: string } = {}): Logger {
-  return pino({
+export function createLogger(
+  options: {
+    level?: string;
+    name?: string;
+    /** Where lines go; stdout by default. */
+    destination?: DestinationStream;
+  } = {},
+): Logger {
+  const settings = {
     name: options.name ?? 'tripcap',
     level: options.level ?? process.env.TRIPCAP_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }
 
 /** Strips the `code` query (function keys) and any token-looking query from a logged URL. */

@@ -33,6 +33,20 @@ export interface AppOptions {
   bodyLimit?: number;
 }
 
+/** A route as registered, with the permission its config demands. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  permission: Permission | 'public' | undefined;
+}
+
+const routeTables = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route (and method) an app built by buildApp registered, for audits such as the route-walking auth test. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return routeTables.get(app) ?? [];
+}
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
@@ -46,13 +60,26 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.decorateRequest('principal', null);
 
-  app.addHook('onRequest', async (request) => {
+  const routes: RegisteredRoute[] = [];
+  routeTables.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      routes.push({ method, url: route.url, permission: route.config?.permission });
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
     const permission = request.routeOptions.config.permission;
     if (permission === 'public') return;
-    const header = request.headers.authorization ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    // The scheme name is case-insensitive (RFC 9110 §11.1): 'bearer' is as good as 'Bearer'.
+    const token = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
     const principal = token ? await verifyToken(options.db, token) : null;
     if (!principal) {
+      // A 401 names the scheme it wants (RFC 9110 §11.6.1, RFC 6750 §3).
+      reply.header(
+        'WWW-Authenticate',
+        token ? 'Bearer realm="tripcap", error="invalid_token"' : 'Bearer realm="tripcap"',
+      );
       throw new ApiError(
         401,
         'AuthenticationFailed',
@@ -88,8 +115,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (err instanceof ApiError) return reply.status(err.status).send(err.toBody());
     if (err.statusCode && err.statusCode < 500) {
       // Fastify's own refusals: malformed JSON, body too large, unsupported media type.
-      const code = err.statusCode === 413 ? 'RequestBodyTooLarge' : 'InvalidRequestFormat';
-      return reply.status(err.statusCode).send({ error: { code, message: err.message } });
+      return reply.status(err.statusCode).send({ error: describeRefusal(err, request) });
     }
     request.log.error({ err }, 'request failed');
     return reply
@@ -105,9 +131,36 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.get('/healthz', { config: { permission: 'public' } }, async () => ({ status: 'ok' }));
 
+  // JSON only, but where a route says otherwise (the agent's raw uploads, in their own scope).
+  app.removeContentTypeParser('text/plain');
   registerArmRoutes(app, options);
-  registerAgentRoutes(app, options);
+  await app.register(async (agentScope) => registerAgentRoutes(agentScope, options));
   return app;
+}
+
+/** Fastify's refusals of a request body, told in ARM's terms and with what to do about them. */
+function describeRefusal(err: Error & { code?: string }, request: FastifyRequest): { code: string; message: string } {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        code: 'RequestBodyTooLarge',
+        message: `The request body is larger than ${request.routeOptions.bodyLimit} bytes, the most this route accepts.`,
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const type = String(request.headers['content-type'] ?? '')
+        .replace(/[^\x20-\x7e]/g, '?')
+        .slice(0, 100);
+      return {
+        code: 'UnsupportedMediaType',
+        message: `Content-Type '${type}' is not accepted here: send the body as JSON with 'Content-Type: application/json'.`,
+      };
+    }
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { code: 'InvalidRequestFormat', message: `${err.message}: send a JSON object.` };
+    default:
+      return { code: 'InvalidRequestFormat', message: err.message };
+  }
 }
 
 /** The base URL clients reach this request at, for Location headers. */

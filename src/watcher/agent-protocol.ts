@@ -13,7 +13,8 @@ export interface RegisterRequest {
   resourceGroup: string;
   location: string;
   subscriptionId?: string;
-  osType: 'Linux';
+  /** Linux for tripcap's agent; Windows for an agent that keeps its files under a drive-letter capture root. */
+  osType: 'Linux' | 'Windows';
   hostname: string;
   nics: NicInfo[];
   captureRoot: string;

@@ -10,7 +10,7 @@ import {
   snaplenFor,
 } from './parameters.js';
 
-const EXAMPLES = '/work/shared/azure/nw-examples';
+const EXAMPLES = new URL('../../test/fixtures/azure/nw-examples', import.meta.url).pathname;
 const LINUX: PacketCaptureBodyOptions = { osType: 'Linux', captureRoot: '/var/captures' };
 const WINDOWS: PacketCaptureBodyOptions = { osType: 'Windows', captureRoot: 'D:\\capture' };
 const VM =

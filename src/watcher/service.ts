@@ -6,7 +6,7 @@ import { assertName, idKey, parseVmId, vmResourceId } from '../lib/arm-id.js';
 import { ApiError, badRequest, conflict, notFound } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { isoNow } from '../lib/time.js';
-import { assertBlobName, type BlobStore, captureBlobName } from '../storage/index.js';
+import { assertBlobName, type BlobStore, captureBlobName, StorageError } from '../storage/index.js';
 import type {
   AgentJob,
   FileReport,
@@ -372,8 +372,9 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
         .where('deleted_at', 'is', null)
         .executeTakeFirstOrThrow();
       if (Number(count) >= sessionsPerLocation) {
-        throw new ApiError(
-          429,
+        // A quota, not throttling: Azure's Network RP answers its count limits with 400 (…CountLimitReached), and
+        // 429 would tell clients to retry the same request, which fails until a session ends.
+        throw badRequest(
           'LimitExceeded',
           `Location '${watcher.location}' already has ${count} active packet capture sessions, the limit: stop or wait for one to end.`,
         );
@@ -787,7 +788,15 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
       startTime: new Date(row.capture_start_time ?? row.created_at),
       ...(p.continuousCapture ? { sequence: file.seq } : {}),
     });
-    const put = await store.put(blobName, body, { expectedSha256: file.sha256, ...(signal ? { signal } : {}) });
+    const put = await store
+      .put(blobName, body, { expectedSha256: file.sha256, ...(signal ? { signal } : {}) })
+      .catch((err: unknown) => {
+        // The agent's bytes are not what it said they are: its mistake to be told, not a server failure.
+        if (err instanceof StorageError && err.code === 'ChecksumMismatch') {
+          throw badRequest('ChecksumMismatch', `${err.message} Upload the file again with its own SHA-256.`);
+        }
+        throw err;
+      });
     await recordFile(row, { ...file, size: put.size }, blobName);
     logger.info({ capture: row.id, blob: blobName, size: put.size }, 'capture file stored');
     return { blobName, duplicate: false };

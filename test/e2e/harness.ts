@@ -1,10 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
@@ -138,13 +138,18 @@ export function tail(file: string, lines = 30): string {
   }
 }
 
-/** Pids of live processes whose command line mentions `needle` (a path unique to this test run). */
-export function processesMentioning(needle: string): number[] {
+/**
+ * Pids of live tcpdump processes whose command line names a path under `dir` (unique to this run): the ones the
+ * agent started. An agent killed with SIGKILL leaves its tcpdump running.
+ */
+export function tcpdumpsUnder(dir: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) pids.push(Number(entry));
+      if (!basename(readlinkSync(`/proc/${entry}/exe`)).startsWith('tcpdump')) continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.startsWith(`${dir}/`))) pids.push(Number(entry));
     } catch {}
   }
   return pids;
@@ -444,20 +449,13 @@ export async function sendTcp(from: NetnsHost, to: string, port: number, bytes: 
     socket.on('data', () => {});
     socket.on('close', (hadError) => process.exit(hadError ? 1 : 0));
     socket.on('error', (err) => { console.error(err.message); process.exit(1); });`;
-  await execFileAsync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', script, to, String(port), String(bytes)], {
-    timeout: 30_000,
-  });
-}
-
-/** Connects to a port where nothing listens; resolves when refused (a SYN answered by a RST). */
-export async function tcpRefused(from: NetnsHost, to: string, port: number): Promise<void> {
-  const script = `
-    const socket = require('node:net').connect(+process.argv[2], process.argv[1]);
-    socket.on('connect', () => { console.error('connected'); process.exit(1); });
-    socket.on('error', (err) => process.exit(err.code === 'ECONNREFUSED' ? 0 : 1));`;
-  await execFileAsync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', script, to, String(port)], {
-    timeout: 30_000,
-  });
+  await execFileAsync(
+    'ip',
+    ['netns', 'exec', from.ns, process.execPath, '-e', script, to, String(port), String(bytes)],
+    {
+      timeout: 30_000,
+    },
+  );
 }
 
 export async function ping(from: NetnsHost, to: string, count: number): Promise<void> {
@@ -521,10 +519,8 @@ export async function createE2eEnv(): Promise<E2eEnv> {
   const destroy = async () => {
     await api?.close().catch(() => {});
     for (const proc of procs) await proc.kill('SIGKILL');
-    // tcpdump processes the agent started (an agent killed with SIGKILL leaves its tcpdump running): their
-    // command lines name files in `dir`, unique to this run.
     for (let round = 0; round < 3; round++) {
-      const leftovers = processesMentioning(dir);
+      const leftovers = tcpdumpsUnder(dir);
       if (leftovers.length === 0) break;
       for (const pid of leftovers) {
         try {

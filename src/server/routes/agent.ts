@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isValidName } from '../../lib/arm-id.js';
 import { ApiError, badRequest } from '../../lib/errors.js';
 import { FILE_HEADERS, type FileReport, AGENT_PROTOCOL_PREFIX as P } from '../../watcher/agent-protocol.js';
+import { hasControlCharacters } from '../../watcher/filters.js';
 import type { AppOptions } from '../app.js';
 import { createToken, revokeToken } from '../tokens.js';
 
@@ -41,20 +42,25 @@ const fileReport = z.object({
 });
 
 const schemas = {
-  register: z.object({
-    name,
-    resourceGroup: name,
-    location: z.string().regex(/^[A-Za-z0-9]{1,40}$/),
-    subscriptionId: z
-      .string()
-      .regex(/^[A-Za-z0-9-]{1,64}$/)
-      .optional(),
-    osType: z.literal('Linux'),
-    hostname: z.string().max(255),
-    nics,
-    captureRoot: z.string().max(1024).startsWith('/'),
-    version: z.string().max(64),
-  }),
+  register: z
+    .object({
+      name,
+      resourceGroup: name,
+      location: z.string().regex(/^[A-Za-z0-9]{1,40}$/),
+      subscriptionId: z
+        .string()
+        .regex(/^[A-Za-z0-9-]{1,64}$/)
+        .optional(),
+      osType: z.enum(['Linux', 'Windows']),
+      hostname: z.string().max(255),
+      nics,
+      captureRoot: z.string().max(1024),
+      version: z.string().max(64),
+    })
+    .refine((body) => isCaptureRoot(body.osType, body.captureRoot), {
+      path: ['captureRoot'],
+      message: "must be an absolute folder ('/var/captures' on Linux, 'D:\\captures' on Windows) without '..'",
+    }),
   heartbeat: z.object({
     running: z.array(z.string().uuid()).max(10_000),
     progress: z.record(z.string().uuid(), progress),
@@ -74,6 +80,13 @@ const schemas = {
     localFiles: z.array(fileReport).max(10_000).optional(),
   }),
 };
+
+/** Local capture files are checked against this folder, so it must be an absolute path in the VM's own syntax. */
+function isCaptureRoot(osType: 'Linux' | 'Windows', root: string): boolean {
+  if (hasControlCharacters(root)) return false;
+  const absolute = osType === 'Windows' ? /^[A-Za-z]:[\\/]/.test(root) : root.startsWith('/');
+  return absolute && !root.split(osType === 'Windows' ? /[\\/]/ : '/').includes('..');
+}
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);

@@ -18,13 +18,16 @@ function subscriptionOf(params: Params): string {
   return assertSubscription(params.subscriptionId ?? '').toLowerCase();
 }
 
-function captureRef(params: Params): CaptureRef {
+function watcherRef(params: Params): Omit<CaptureRef, 'captureName'> {
   return {
     subscriptionId: subscriptionOf(params),
     resourceGroup: assertName(params.resourceGroupName ?? '', 'Resource group'),
     watcherName: assertName(params.networkWatcherName ?? '', 'Network watcher name'),
-    captureName: assertName(params.packetCaptureName ?? '', 'Packet capture name'),
   };
+}
+
+function captureRef(params: Params): CaptureRef {
+  return { ...watcherRef(params), captureName: assertName(params.packetCaptureName ?? '', 'Packet capture name') };
 }
 
 function apiVersion(request: FastifyRequest): string {
@@ -76,8 +79,8 @@ export function registerArmRoutes(app: FastifyInstance, { captures }: AppOptions
     };
   });
   app.get(`${WATCHERS}/:networkWatcherName`, read, async (request) => {
-    const p = request.params as Params;
-    return captures.getWatcher(subscriptionOf(p), p.resourceGroupName ?? '', p.networkWatcherName ?? '');
+    const w = watcherRef(request.params as Params);
+    return captures.getWatcher(w.subscriptionId, w.resourceGroup, w.watcherName);
   });
   app.put(`${WATCHERS}/:networkWatcherName`, writeResource, async (request, reply) => {
     const p = request.params as Params;
@@ -90,12 +93,8 @@ export function registerArmRoutes(app: FastifyInstance, { captures }: AppOptions
     return reply.status(created ? 201 : 200).send(watcher);
   });
   app.delete(`${WATCHERS}/:networkWatcherName`, writeResource, async (request, reply) => {
-    const p = request.params as Params;
-    const deleted = await captures.deleteWatcher(
-      subscriptionOf(p),
-      p.resourceGroupName ?? '',
-      p.networkWatcherName ?? '',
-    );
+    const w = watcherRef(request.params as Params);
+    const deleted = await captures.deleteWatcher(w.subscriptionId, w.resourceGroup, w.watcherName);
     return reply.status(deleted ? 200 : 204).send();
   });
 

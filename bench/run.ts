@@ -1,0 +1,37 @@
+/**
+ * Runs every benchmark in sequence (`npm run bench`, which builds first): capture throughput, then create-to-Running
+ * latency. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
+ * Needs root. About 4 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
+ */
+import { runCaptureThroughput } from './capture-throughput.js';
+import { runCreateLatency } from './create-latency.js';
+import { requireBuild, requireRoot, runCleanups } from './lib.js';
+
+requireRoot('npm run bench');
+requireBuild();
+
+const benchmarks: Array<[string, () => Promise<{ mdFile: string; jsonFile: string }>]> = [
+  ['capture-throughput', () => runCaptureThroughput()],
+  ['create-latency', () => runCreateLatency()],
+];
+
+const written: string[] = [];
+let failed = 0;
+for (const [name, run] of benchmarks) {
+  const started = Date.now();
+  process.stdout.write(`\n== ${name}\n`);
+  try {
+    const { mdFile, jsonFile } = await run();
+    written.push(mdFile, jsonFile);
+    process.stdout.write(`== ${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  } catch (err) {
+    failed++;
+    process.stderr.write(`== ${name} failed: ${(err as Error).stack ?? err}\n`);
+    await runCleanups();
+  }
+}
+process.stdout.write(`\nResults:\n${written.map((f) => `  ${f}`).join('\n')}\n`);
+if (failed > 0) {
+  process.stderr.write(`${failed} benchmark(s) failed\n`);
+  process.exit(1);
+}
