@@ -45,20 +45,13 @@ export function parseResourceId(
   id: string,
 ): { subscriptionId: string; resourceGroup: string; provider: string; type: string; name: string } | null {
   const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/([^/]+)\/([^/]+)\/([^/]+)\/?$/i.exec(id);
-  if (!m) return null;
-  const [, subscriptionId, resourceGroup, provider, type, name] = m as unknown as string[];
-  if (!SUBSCRIPTION.test(subscriptionId!) || !isValidName(resourceGroup!) || !isValidName(name!)) return null;
-  return {
-    subscriptionId: subscriptionId!,
-    resourceGroup: resourceGroup!,
-    provider: provider!,
-    type: type!,
-    name: name!,
-  };
+  const [, subscriptionId = '', resourceGroup = '', provider = '', type = '', name = ''] = m ?? [];
+  if (!m || !SUBSCRIPTION.test(subscriptionId) || !isValidName(resourceGroup) || !isValidName(name)) return null;
+  return { subscriptionId, resourceGroup, provider, type, name };
 }
 
 export function parseVmId(id: string): VmRef | null {
   const p = parseResourceId(id);
-  if (!p || p.provider.toLowerCase() !== 'microsoft.compute' || p.type.toLowerCase() !== 'virtualmachines') return null;
+  if (p?.provider.toLowerCase() !== 'microsoft.compute' || p.type.toLowerCase() !== 'virtualmachines') return null;
   return { subscriptionId: p.subscriptionId, resourceGroup: p.resourceGroup, name: p.name };
 }

@@ -58,12 +58,12 @@ export async function createToken(
 }
 
 export async function verifyToken(db: Database, token: string): Promise<Principal | null> {
-  const m = TOKEN.exec(token);
-  if (!m) return null;
-  const row = await db.selectFrom('tokens').selectAll().where('id', '=', m[1]!).executeTakeFirst();
+  const [, id, secret] = TOKEN.exec(token) ?? [];
+  if (!id || !secret) return null;
+  const row = await db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row || row.revoked_at) return null;
   const expected = Buffer.from(row.secret_hash, 'hex');
-  const actual = hashSecret(m[2]!);
+  const actual = hashSecret(secret);
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return null;
   return { tokenId: row.id, name: row.name, role: row.role as Role };
 }
