@@ -97,7 +97,17 @@ const VARIANTS: Variant[] = [
   },
 ];
 
+/** A load: the flood as fast as the generator goes (every variant), or paced to a fixed rate (a few variants). */
+interface Scenario {
+  name: string;
+  description: string;
+  /** 0 = as fast as possible */
+  pps: number;
+  variants: Variant[];
+}
+
 export interface ThroughputRun {
+  scenario: string;
   variant: string;
   round: number;
   argv: string[];
@@ -137,10 +147,10 @@ interface Context {
   floodBinary: string;
   captureMac: string;
   workDir: string;
-  options: { seconds: number; pps: number; settleMs: number; drainMs: number };
+  options: { seconds: number; settleMs: number; drainMs: number };
 }
 
-async function flood(ctx: Context): Promise<{ sent: number; seconds: number; pps: number }> {
+async function flood(ctx: Context, pps: number): Promise<{ sent: number; seconds: number; pps: number }> {
   const { a, b } = ctx.hosts;
   const argv = pinned(
     GENERATOR_CPU,
@@ -153,7 +163,7 @@ async function flood(ctx: Context): Promise<{ sent: number; seconds: number; pps
       a.ip,
       String(FLOOD_PORT),
       String(ctx.options.seconds),
-      String(ctx.options.pps),
+      String(pps),
     ]),
   );
   const proc = spawnProcess(argv);
@@ -164,14 +174,14 @@ async function flood(ctx: Context): Promise<{ sent: number; seconds: number; pps
 }
 
 /** The common middle of a run: settle, counters, flood, drain, counters. */
-async function measure(ctx: Context, tcpdumpPid: number, tripcapPid?: number) {
+async function measure(ctx: Context, pps: number, tcpdumpPid: number, tripcapPid?: number) {
   const { a } = ctx.hosts;
   await sleep(ctx.options.settleMs);
   const rx0 = await interfaceRx(a.ns, a.ifname);
   const cpu0 = cpuSeconds(tcpdumpPid);
   const node0 = tripcapPid ? cpuSeconds(tripcapPid) : Number.NaN;
   const times0 = cpuTimes();
-  const sent = await flood(ctx);
+  const sent = await flood(ctx, pps);
   const times1 = cpuTimes();
   await sleep(ctx.options.drainMs);
   const cpu1 = cpuSeconds(tcpdumpPid);
@@ -195,13 +205,13 @@ async function scan(file: string) {
   return { fileRecords: total.packets, inFile: counted.flood, fileBytes: statSync(file).size };
 }
 
-async function runBare(ctx: Context, variant: Variant, round: number): Promise<ThroughputRun> {
+async function runBare(ctx: Context, scenario: Scenario, variant: Variant, round: number): Promise<ThroughputRun> {
   const { a } = ctx.hosts;
-  const file = join(ctx.workDir, `${variant.name.replace(/[^a-z0-9]+/gi, '_')}-${round}.cap`);
+  const file = join(ctx.workDir, `${scenario.name}-${variant.name.replace(/[^a-z0-9]+/gi, '_')}-${round}.cap`);
   const argv = (variant.argv as NonNullable<Variant['argv']>)(a.ifname, file);
   const tcpdump: Spawned = spawnProcess(pinned(CAPTURE_CPU, inNetns(a.ns, argv)));
   await tcpdump.waitFor(/listening on /, 10_000);
-  const m = await measure(ctx, tcpdump.pid);
+  const m = await measure(ctx, scenario.pps, tcpdump.pid);
   await tcpdump.stop(10_000);
   const text = tcpdump.stderr();
   const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
@@ -209,6 +219,7 @@ async function runBare(ctx: Context, variant: Variant, round: number): Promise<T
   const f = await scan(file);
   rmSync(file, { force: true });
   return {
+    scenario: scenario.name,
     variant: variant.name,
     round,
     argv,
@@ -234,10 +245,16 @@ interface StatusView {
   files: Array<{ packets: number; kernelDrops: number; localPath: string | null }>;
 }
 
-async function runTripcap(ctx: Context, tripcap: Tripcap, variant: Variant, round: number): Promise<ThroughputRun> {
+async function runTripcap(
+  ctx: Context,
+  tripcap: Tripcap,
+  scenario: Scenario,
+  variant: Variant,
+  round: number,
+): Promise<ThroughputRun> {
   const { api } = tripcap;
-  const file = join(tripcap.captureRoot, `throughput-${round}.cap`);
-  const capturePath = `${tripcap.watcherPath}/packetCaptures/throughput-${round}`;
+  const file = join(tripcap.captureRoot, `${scenario.name}-${round}.cap`);
+  const capturePath = `${tripcap.watcherPath}/packetCaptures/${scenario.name}-${round}`;
   const created = await api.call('PUT', `${capturePath}?api-version=2024-05-01`, {
     properties: { target: tripcap.vmId, storageLocation: { filePath: file }, timeLimitInSeconds: 600 },
   });
@@ -251,7 +268,7 @@ async function runTripcap(ctx: Context, tripcap: Tripcap, variant: Variant, roun
   const argv = execFileSync('cat', [`/proc/${pid}/cmdline`], { encoding: 'utf8' })
     .split('\0')
     .filter(Boolean);
-  const m = await measure(ctx, pid, tripcap.process.pid);
+  const m = await measure(ctx, scenario.pps, pid, tripcap.process.pid);
   await api.call('POST', `${capturePath}/stop?api-version=2024-05-01`);
   let status: StatusView | undefined;
   const deadline = Date.now() + 60_000;
@@ -270,6 +287,7 @@ async function runTripcap(ctx: Context, tripcap: Tripcap, variant: Variant, roun
   await api.call('DELETE', `${capturePath}?api-version=2024-05-01`);
   const kernelDrops = first?.kernelDrops ?? Number.NaN;
   return {
+    scenario: scenario.name,
     variant: variant.name,
     round,
     argv,
@@ -302,8 +320,28 @@ function buildFloodBinary(dir: string): string {
   return out;
 }
 
+function summarize(v: Variant, scenarioRuns: ThroughputRun[]) {
+  const rs = scenarioRuns.filter((r) => r.variant === v.name);
+  return {
+    variant: v.name,
+    description: v.description,
+    argv: rs[0]?.argv ?? [],
+    runs: rs.length,
+    offeredPps: stats(rs.map((r) => r.offeredPps)),
+    arrived: stats(rs.map((r) => r.arrived)),
+    inFile: stats(rs.map((r) => r.inFile)),
+    captureRate: stats(rs.map((r) => r.captureRate)),
+    kernelDrops: stats(rs.map((r) => r.kernelDrops)),
+    unaccounted: stats(rs.map((r) => r.unaccounted)),
+    tcpdumpCpuPercent: stats(rs.map((r) => r.tcpdumpCpuPercent)),
+    tripcapCpuPercent: stats(rs.map((r) => r.tripcapCpuPercent ?? Number.NaN)),
+  };
+}
+
+type VariantSummary = ReturnType<typeof summarize>;
+
 export async function runCaptureThroughput(argv: string[] = []) {
-  const options = numberFlags(argv, { seconds: 5, runs: 3, pps: 0, settleMs: 500, drainMs: 1500 });
+  const options = numberFlags(argv, { seconds: 5, runs: 3, pps: 0, pacedPps: 100_000, settleMs: 500, drainMs: 1500 });
   const machine = machineInfo();
   const workDir = mkdtempSync(join(tmpdir(), 'tripcap-bench-'));
   onCleanup(() => rmSync(workDir, { recursive: true, force: true }));
@@ -319,44 +357,58 @@ export async function runCaptureThroughput(argv: string[] = []) {
   onCleanup(() => tripcap.stop());
 
   const ctx: Context = { hosts, floodBinary, captureMac, workDir, options };
+  const scenarios: Scenario[] = [
+    {
+      name: 'flood',
+      description: 'as fast as the generator sends (one core), every variant',
+      pps: options.pps,
+      variants: VARIANTS,
+    },
+  ];
+  if (options.pacedPps > 0) {
+    scenarios.push({
+      name: 'paced',
+      description: `paced at ${fmt.int(options.pacedPps)} packets/s: a busy host rather than a flood`,
+      pps: options.pacedPps,
+      variants: VARIANTS.filter((v) => v.name === 'tcpdump' || v.name === 'tripcap'),
+    });
+  }
   const runs: ThroughputRun[] = [];
   const started = Date.now();
-  for (let round = 1; round <= options.runs; round++) {
-    // Each round starts with a different variant, so a slow patch of the machine does not hit one variant only.
-    const order = VARIANTS.map((_, i) => VARIANTS[(i + round - 1) % VARIANTS.length] as Variant);
-    for (const variant of order) {
-      const result = variant.argv ? await runBare(ctx, variant, round) : await runTripcap(ctx, tripcap, variant, round);
-      runs.push(result);
-      process.stdout.write(
-        `  ${variant.name.padEnd(24)} round ${round}: offered ${fmt.kpps(result.offeredPps)} pps, arrived ${fmt.int(result.arrived)}, in file ${fmt.int(result.inFile)} (${fmt.pct(result.captureRate)}), kernel drops ${fmt.int(result.kernelDrops)}, tcpdump CPU ${result.tcpdumpCpuPercent.toFixed(0)} %\n`,
-      );
+  for (const scenario of scenarios) {
+    const { variants } = scenario;
+    for (let round = 1; round <= options.runs; round++) {
+      // Each round starts with another variant, so that a slow patch of the machine does not hit one variant only.
+      const order = variants.map((_, i) => variants[(i + round - 1) % variants.length] as Variant);
+      for (const variant of order) {
+        const result = variant.argv
+          ? await runBare(ctx, scenario, variant, round)
+          : await runTripcap(ctx, tripcap, scenario, variant, round);
+        runs.push(result);
+        process.stdout.write(
+          `  ${scenario.name} ${variant.name.padEnd(22)} round ${round}: offered ${fmt.kpps(result.offeredPps)} pps, arrived ${fmt.int(result.arrived)}, in file ${fmt.int(result.inFile)} (${fmt.pct(result.captureRate)}), kernel drops ${fmt.int(result.kernelDrops)}, tcpdump CPU ${result.tcpdumpCpuPercent.toFixed(0)} %\n`,
+        );
+      }
     }
   }
   const elapsedSeconds = (Date.now() - started) / 1000;
   await runCleanups();
 
-  const summary = VARIANTS.map((v) => {
-    const rs = runs.filter((r) => r.variant === v.name);
-    return {
-      variant: v.name,
-      description: v.description,
-      argv: rs[0]?.argv ?? [],
-      runs: rs.length,
-      offeredPps: stats(rs.map((r) => r.offeredPps)),
-      arrived: stats(rs.map((r) => r.arrived)),
-      inFile: stats(rs.map((r) => r.inFile)),
-      captureRate: stats(rs.map((r) => r.captureRate)),
-      kernelDrops: stats(rs.map((r) => r.kernelDrops)),
-      unaccounted: stats(rs.map((r) => r.unaccounted)),
-      tcpdumpCpuPercent: stats(rs.map((r) => r.tcpdumpCpuPercent)),
-      tripcapCpuPercent: stats(rs.map((r) => r.tripcapCpuPercent ?? Number.NaN)),
-    };
-  });
+  const summary = scenarios.map((scenario) => ({
+    scenario: scenario.name,
+    description: scenario.description,
+    pps: scenario.pps,
+    variants: scenario.variants.map((v) =>
+      summarize(
+        v,
+        runs.filter((r) => r.scenario === scenario.name),
+      ),
+    ),
+  }));
   const setup = {
     frame: '64 bytes on the wire: 14 Ethernet + 20 IPv4 + 8 UDP + 22 payload (no FCS on a veth)',
     generator:
       'bench/udp-flood.c send-raw: AF_PACKET socket, PACKET_QDISC_BYPASS, sendmmsg batches of 64, ready-made frames',
-    pacing: options.pps > 0 ? `${options.pps} packets/s` : 'none: as fast as one core sends',
     floodSecondsPerRun: options.seconds,
     runsPerVariant: options.runs,
     settleMs: options.settleMs,
@@ -377,35 +429,39 @@ function markdown(r: {
   machine: ReturnType<typeof machineInfo>;
   setup: Record<string, string | number>;
   elapsedSeconds: number;
-  summary: Array<{
-    variant: string;
-    description: string;
-    argv: string[];
-    runs: number;
-    offeredPps: ReturnType<typeof stats>;
-    arrived: ReturnType<typeof stats>;
-    inFile: ReturnType<typeof stats>;
-    captureRate: ReturnType<typeof stats>;
-    kernelDrops: ReturnType<typeof stats>;
-    unaccounted: ReturnType<typeof stats>;
-    tcpdumpCpuPercent: ReturnType<typeof stats>;
-    tripcapCpuPercent: ReturnType<typeof stats>;
-  }>;
+  summary: Array<{ scenario: string; description: string; pps: number; variants: VariantSummary[] }>;
   runs: ThroughputRun[];
 }): string {
-  const ref = r.summary[0];
-  const summaryRows = r.summary.map((s) => [
-    s.variant === ref?.variant ? `**${s.variant}** (reference)` : s.variant,
-    `${fmt.kpps(s.offeredPps.mean)} (${fmt.kpps(s.offeredPps.min)}–${fmt.kpps(s.offeredPps.max)})`,
-    fmt.int(s.arrived.mean),
-    fmt.int(s.inFile.mean),
-    `${fmt.pct(s.captureRate.mean, 2)} (min ${fmt.pct(s.captureRate.min, 2)})`,
-    `${fmt.int(s.kernelDrops.mean)} (max ${fmt.int(s.kernelDrops.max)})`,
-    fmt.int(s.unaccounted.mean),
-    `${s.tcpdumpCpuPercent.mean.toFixed(0)} %`,
-    Number.isFinite(s.tripcapCpuPercent.mean) ? `${s.tripcapCpuPercent.mean.toFixed(1)} %` : '–',
-  ]);
+  const summaryTable = (variants: VariantSummary[]) => {
+    const ref = variants[0];
+    const rows = variants.map((s) => [
+      s.variant === ref?.variant ? `**${s.variant}** (reference)` : s.variant,
+      `${fmt.kpps(s.offeredPps.mean)} (${fmt.kpps(s.offeredPps.min)}–${fmt.kpps(s.offeredPps.max)})`,
+      fmt.int(s.arrived.mean),
+      fmt.int(s.inFile.mean),
+      `${fmt.pct(s.captureRate.mean, 2)} (min ${fmt.pct(s.captureRate.min, 2)})`,
+      `${fmt.int(s.kernelDrops.mean)} (max ${fmt.int(s.kernelDrops.max)})`,
+      fmt.int(s.unaccounted.mean),
+      `${s.tcpdumpCpuPercent.mean.toFixed(0)} %`,
+      Number.isFinite(s.tripcapCpuPercent.mean) ? `${s.tripcapCpuPercent.mean.toFixed(1)} %` : '–',
+    ]);
+    return mdTable(
+      [
+        'variant',
+        'offered pps',
+        'arrived',
+        'in file',
+        'captured / arrived',
+        'kernel drops',
+        'unaccounted',
+        'tcpdump CPU',
+        'tripcap process CPU',
+      ],
+      rows,
+    );
+  };
   const runRows = r.runs.map((x) => [
+    x.scenario,
     x.variant,
     x.round,
     fmt.int(x.sent),
@@ -428,23 +484,12 @@ function markdown(r: {
     '',
     ...Object.entries(r.setup).map(([k, v]) => `- ${k}: ${v}`),
     '',
-    '## Summary (mean over runs; offered rate min–max)',
-    '',
-    mdTable(
-      [
-        'variant',
-        'offered pps',
-        'arrived',
-        'in file',
-        'captured / arrived',
-        'kernel drops',
-        'unaccounted',
-        'tcpdump CPU',
-        'tripcap process CPU',
-      ],
-      summaryRows,
-    ),
-    '',
+    ...r.summary.flatMap((sc) => [
+      `## ${sc.scenario}: ${sc.description} (mean over runs; offered rate min–max)`,
+      '',
+      summaryTable(sc.variants),
+      '',
+    ]),
     "- **offered pps**: the generator's rate (its sendmmsg count / time); it falls when the capture costs the sending core more (the capture tap runs in the softirq of the sending CPU on a veth).",
     '- **arrived**: packets received on the capturing interface during the run (`ip -s link` delta); the denominator.',
     "- **in file**: the flood's 64-byte UDP frames in the capture file (our scan; `scanPcapFile` gives the record count in the JSON).",
@@ -454,12 +499,13 @@ function markdown(r: {
     '',
     '## Variants',
     '',
-    ...r.summary.map((s) => `- \`${s.variant}\`: ${s.description}. argv: \`${s.argv.join(' ')}\``),
+    ...(r.summary[0]?.variants ?? []).map((s) => `- \`${s.variant}\`: ${s.description}. argv: \`${s.argv.join(' ')}\``),
     '',
     '## Every run',
     '',
     mdTable(
       [
+        'scenario',
         'variant',
         'round',
         'sent',

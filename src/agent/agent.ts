@@ -370,13 +370,24 @@ export function createAgent(options: AgentOptions) {
     tasks.add(tracked);
   }
 
+  /** Packets in a running capture's file so far: each heartbeat reads only the records added since the last one. */
+  const packetCounters = new Map<string, { offset: number; packets: number }>();
+  async function packetsSoFar(jobId: string): Promise<number> {
+    const record = active.get(jobId);
+    if (!record || record.job.ring) return 0; // a ring overwrites itself: its count comes at the end
+    const counter = packetCounters.get(jobId) ?? { offset: 0, packets: 0 };
+    const scan = await scanPcapFile(record.outFile, { startOffset: counter.offset }).catch(() => null);
+    if (scan) packetCounters.set(jobId, { offset: scan.validLength, packets: counter.packets + scan.packets });
+    return packetCounters.get(jobId)?.packets ?? 0;
+  }
+
   async function heartbeatLoop(signal: AbortSignal) {
     while (!signal.aborted) {
       const progress: Record<string, { bytes: number; packets: number }> = {};
       for (const [jobId, handle] of handles) {
-        const p = handle.progress();
-        progress[jobId] = { bytes: p.bytes, packets: p.packets ?? 0 };
+        progress[jobId] = { bytes: handle.progress().bytes, packets: await packetsSoFar(jobId) };
       }
+      for (const jobId of packetCounters.keys()) if (!handles.has(jobId)) packetCounters.delete(jobId);
       try {
         await withCredentials((t) => client.heartbeat(t, { running: [...active.keys()], progress, nics: hostNics() }));
       } catch (err) {

@@ -197,5 +197,14 @@ describe.skipIf(skipReason !== undefined)(
       expect((await scanPcapFile(files.snap, { maxBytes: size })).truncated).toBe(false);
       await expect(scanPcapFile(files.snap, { maxBytes: 23 })).rejects.toThrow(/smaller than the pcap file header/);
     });
+
+    it('resumes from an earlier scan, counting only the records after it (as a growing file is followed)', async () => {
+      const whole = await scanPcapFile(files.snap);
+      const first = await scanPcapFile(files.snap, { maxBytes: 20_000 });
+      const rest = await scanPcapFile(files.snap, { startOffset: first.validLength });
+      expect(first.packets).toBeGreaterThan(0);
+      expect(first.packets + rest.packets).toBe(whole.packets);
+      expect(rest.validLength).toBe(whole.validLength);
+    });
   },
 );

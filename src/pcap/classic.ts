@@ -62,6 +62,8 @@ export interface PcapScan {
 export interface ScanPcapOptions {
   /** Consider only the first maxBytes of the file (so a caller can cut it at a packet boundary <= maxBytes). */
   maxBytes?: number;
+  /** Start at this record boundary (an earlier scan's validLength) and count only the records after it. */
+  startOffset?: number;
 }
 
 const CHUNK_SIZE = 1 << 20;
@@ -83,7 +85,7 @@ export async function scanPcapFile(path: string, opts: ScanPcapOptions = {}): Pr
     const maxRecord = Math.max(header.snaplen, MAX_RECORD_LENGTH);
 
     let packets = 0;
-    let pos = PCAP_FILE_HEADER_LENGTH; // offset of the next record header
+    let pos = Math.max(PCAP_FILE_HEADER_LENGTH, opts.startOffset ?? 0); // offset of the next record header
     let firstSec = 0;
     let firstFrac = 0;
     let lastSec = 0;

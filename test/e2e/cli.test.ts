@@ -82,6 +82,15 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
     rmSync(dir, { recursive: true, force: true });
   });
 
+  async function waitForStatus(name: string, status: string) {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const s = await tripcap(['pc', 'show-status', ...conn, '-l', 'westeurope', '-n', name, '-o', 'json']);
+      if (s.code === 0 && JSON.parse(s.stdout).packetCaptureStatus === status) return;
+      if (Date.now() > deadline) throw new Error(`${name} never ${status}: ${s.stdout}${s.stderr}`);
+    }
+  }
+
   it('creates a capture, waits for it with a progress line, lists, shows, downloads and deletes it', async () => {
     const filters = JSON.stringify([{ protocol: 'UDP', localPort: '47001' }]);
     const create = tripcap([
@@ -103,7 +112,7 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
       'json',
     ]);
     // Traffic while the capture runs: 20 datagrams to the filtered port and 5 to another one.
-    await new Promise((r) => setTimeout(r, 1500));
+    await waitForStatus('cli1', 'Running');
     await sendUdp(47001, 20);
     await sendUdp(47002, 5);
     const created = await create;
@@ -154,12 +163,7 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
       'json',
     ]);
     expect(created.code).toBe(0);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const s = await tripcap(['pc', 'show-status', ...conn, '-l', 'westeurope', '-n', 'cli2', '-o', 'json']);
-      if (JSON.parse(s.stdout).packetCaptureStatus === 'Running') break;
-      if (Date.now() > deadline) throw new Error('never Running');
-    }
+    await waitForStatus('cli2', 'Running');
     const started = Date.now();
     const stop = await tripcap(['pc', 'stop', ...conn, '-l', 'westeurope', '-n', 'cli2', '-o', 'json']);
     expect(stop.code).toBe(0);
