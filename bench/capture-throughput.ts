@@ -340,6 +340,19 @@ function summarize(v: Variant, scenarioRuns: ThroughputRun[]) {
 
 type VariantSummary = ReturnType<typeof summarize>;
 
+/** One sentence per variant against the reference (the first): capture rate and drops, from the means. */
+function comparison(variants: VariantSummary[]): string[] {
+  const [ref, ...others] = variants;
+  if (!ref || others.length === 0) return [];
+  return [
+    ...others.map(
+      (v) =>
+        `- \`${v.variant}\` kept ${fmt.pct(v.captureRate.mean, 2)} of the arrived packets (kernel drops ${fmt.pct(v.kernelDrops.mean / v.arrived.mean, 2)}) at ${fmt.kpps(v.offeredPps.mean)} pps offered, against ${fmt.pct(ref.captureRate.mean, 2)} (drops ${fmt.pct(ref.kernelDrops.mean / ref.arrived.mean, 2)}) at ${fmt.kpps(ref.offeredPps.mean)} pps for \`${ref.variant}\`; tcpdump CPU ${v.tcpdumpCpuPercent.mean.toFixed(0)} % vs ${ref.tcpdumpCpuPercent.mean.toFixed(0)} % of a core.`,
+    ),
+    '',
+  ];
+}
+
 export async function runCaptureThroughput(argv: string[] = []) {
   const options = numberFlags(argv, { seconds: 5, runs: 3, pps: 0, pacedPps: 100_000, settleMs: 500, drainMs: 1500 });
   const machine = machineInfo();
@@ -489,6 +502,7 @@ function markdown(r: {
       '',
       summaryTable(sc.variants),
       '',
+      ...comparison(sc.variants),
     ]),
     "- **offered pps**: the generator's rate (its sendmmsg count / time); it falls when the capture costs the sending core more (the capture tap runs in the softirq of the sending CPU on a veth).",
     '- **arrived**: packets received on the capturing interface during the run (`ip -s link` delta); the denominator.',

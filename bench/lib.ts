@@ -407,7 +407,6 @@ export function countFloodPackets(file: string, port: number): { records: number
   try {
     const chunk = Buffer.allocUnsafe(4 << 20);
     let carry = Buffer.alloc(0);
-    let offset = 24;
     let records = 0;
     let flood = 0;
     let position = 0;
@@ -427,7 +426,7 @@ export function countFloodPackets(file: string, port: number): { records: number
         buf = buf.subarray(24);
         headerSkipped = true;
       }
-      offset = 0;
+      let offset = 0;
       while (offset + 16 <= buf.length) {
         const incl = buf.readUInt32LE(offset + 8);
         const orig = buf.readUInt32LE(offset + 12);
@@ -463,7 +462,7 @@ export function percentile(sorted: number[], p: number): number {
 
 export function stats(values: number[]) {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  const mean = v.reduce((s, x) => s + x, 0) / (v.length || 1);
+  const mean = v.length > 0 ? v.reduce((s, x) => s + x, 0) / v.length : Number.NaN;
   return { n: v.length, min: v[0] ?? Number.NaN, max: v[v.length - 1] ?? Number.NaN, mean, median: percentile(v, 50) };
 }
 

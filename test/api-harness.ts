@@ -22,6 +22,7 @@ export const PUBLIC_URL = 'https://tripcap.test';
 
 export interface HarnessOptions {
   sessionsPerLocation?: number;
+  jobRedeliveryMs?: number;
   /** A SQLite file instead of ':memory:'. */
   databaseFile?: boolean;
   logger?: Logger;
@@ -75,6 +76,7 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     logger,
     publicUrl: PUBLIC_URL,
     ...(options.sessionsPerLocation ? { sessionsPerLocation: options.sessionsPerLocation } : {}),
+    ...(options.jobRedeliveryMs ? { jobRedeliveryMs: options.jobRedeliveryMs } : {}),
   });
   const app: FastifyInstance = await buildApp({
     db,

@@ -74,7 +74,6 @@ export function createAgent(options: AgentOptions) {
   const spoolDir = join(options.stateDir, 'spool');
   const credentialsFile = join(options.stateDir, 'credentials.json');
   const handles = new Map<string, CaptureHandle>();
-  const stopping = new WeakSet<CaptureHandle>();
   const active = new Map<string, JobRecord>();
   // Every job's work, so that a stop waits for records to be written.
   const tasks = new Set<Promise<void>>();
@@ -402,21 +401,10 @@ export function createAgent(options: AgentOptions) {
       try {
         const { jobs } = await withCredentials((t) => client.jobs(t, 25, signal));
         attempt = 0;
-        let acted = false;
         for (const job of jobs) {
-          if (job.type === 'start' && !active.has(job.jobId)) {
-            track(runJob(job, signal));
-            acted = true;
-          }
-          const handle = job.type === 'stop' ? handles.get(job.jobId) : undefined;
-          if (handle && !stopping.has(handle)) {
-            stopping.add(handle);
-            void handle.stop('ManuallyStopped');
-            acted = true;
-          }
+          if (job.type === 'start' && !active.has(job.jobId)) track(runJob(job, signal));
+          if (job.type === 'stop') void handles.get(job.jobId)?.stop('ManuallyStopped');
         }
-        // The server repeats a job until its status changes; don't spin on one that is already under way.
-        if (!acted && jobs.length > 0) await sleep(500, signal);
       } catch (err) {
         if (signal.aborted) break;
         const wait = backoffMs(attempt++, 10_000);

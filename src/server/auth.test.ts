@@ -385,8 +385,9 @@ describe('agents see only their own jobs', () => {
     expect(status.json.bytesCaptured).toBe(0);
     expect((await h.counts()).files).toBe(0);
 
-    // Agent 1 still has its job and runs it; agent 2's heartbeat without it does not end it.
-    expect((await one.jobs()).json.jobs.map((j: { jobId: string }) => j.jobId)).toEqual([jobId]);
+    // Agent 1 still has its job (handed out once, not repeated while it acts on it) and runs it; agent 2's heartbeat
+    // without it does not end it.
+    expect((await one.jobs()).json.jobs).toEqual([]);
     expect((await one.status(jobId, { status: 'Running', time: new Date().toISOString() })).status).toBe(200);
     await two.heartbeat({ running: [], progress: {} });
     const running = await h.request({ method: 'POST', url: captureUrl('pc1', '/queryStatus') });

@@ -27,6 +27,8 @@ export interface PacketCaptureServiceOptions {
   sessionsPerLocation?: number;
   /** An agent silent for this long has lost its captures (AgentStopped). */
   agentTimeoutMs?: number;
+  /** A job handed to an agent is not handed out again for this long (the answer may have been lost). */
+  jobRedeliveryMs?: number;
   /** Where download links point: the server's public base URL. */
   publicUrl: string;
 }
@@ -603,15 +605,30 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     };
   }
 
+  /**
+   * Jobs handed out recently, by `type:jobId`: the agent is acting on them, so the next poll does not repeat them
+   * (it would return at once and spin). Repeated after `jobRedeliveryMs` in case the answer was lost on the way.
+   */
+  const delivered = new Map<string, number>();
+  const redeliverMs = options.jobRedeliveryMs ?? 10_000;
+
+  function undelivered(jobs: AgentJob[]): AgentJob[] {
+    const now = Date.now();
+    for (const [key, at] of delivered) if (now - at > redeliverMs) delivered.delete(key);
+    const fresh = jobs.filter((job) => !delivered.has(`${job.type}:${job.jobId}`));
+    for (const job of fresh) delivered.set(`${job.type}:${job.jobId}`, now);
+    return fresh;
+  }
+
   /** Long-poll: answers at once when there is work, else when work arrives or the wait ends. */
   async function waitForJobs(agentId: string, waitMs: number, signal: AbortSignal): Promise<AgentJob[]> {
     await touchAgent(agentId);
-    const jobs = await pendingJobs(agentId);
+    const jobs = undelivered(await pendingJobs(agentId));
     if (jobs.length > 0 || waitMs <= 0) return jobs;
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(waitMs)]);
     try {
       for await (const _ of on(wake, agentId, { signal: timeout })) {
-        const next = await pendingJobs(agentId);
+        const next = undelivered(await pendingJobs(agentId));
         if (next.length > 0) return next;
       }
     } catch (err) {
