@@ -9,7 +9,7 @@
  * Needs root. Traffic goes only between the two namespaces it makes; they are deleted at the end (also on Ctrl-C).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -265,9 +265,7 @@ async function runTripcap(
   if (op.status !== 'Succeeded') throw new Error(`capture did not start: operation ${op.status}`);
   const pid = findTcpdumpWriting(file);
   if (!pid) throw new Error(`the agent's tcpdump writing ${file} was not found`);
-  const argv = execFileSync('cat', [`/proc/${pid}/cmdline`], { encoding: 'utf8' })
-    .split('\0')
-    .filter(Boolean);
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   const m = await measure(ctx, scenario.pps, pid, tripcap.process.pid);
   await api.call('POST', `${capturePath}/stop?api-version=2024-05-01`);
   let status: StatusView | undefined;

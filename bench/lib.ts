@@ -22,7 +22,7 @@ export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 export function requireRoot(what: string): void {
   if (process.getuid?.() === 0) return;
   process.stderr.write(
-    `${what} needs root: it creates network namespaces and veth links, sends raw frames and runs tcpdump.\n` +
+    `${what} needs root: it creates network namespaces, veth links and raw sockets, and runs tcpdump.\n` +
       'Run it as root, e.g. `sudo npm run bench`.\n',
   );
   process.exit(1);

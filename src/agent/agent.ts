@@ -88,7 +88,11 @@ export function createAgent(options: AgentOptions) {
   async function loadCredentials(): Promise<Credentials | null> {
     try {
       const saved = JSON.parse(await readFile(credentialsFile, 'utf8')) as Credentials;
-      return saved.serverUrl === options.serverUrl ? saved : null;
+      // A credential belongs to one server and one VM: a changed --server or --name/--resource-group registers anew.
+      const vmSuffix = `/resourcegroups/${options.resourceGroup}/providers/microsoft.compute/virtualmachines/${options.name}`;
+      return saved.serverUrl === options.serverUrl && saved.vmId.toLowerCase().endsWith(vmSuffix.toLowerCase())
+        ? saved
+        : null;
     } catch {
       return null;
     }

@@ -774,10 +774,11 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     await touchAgent(agentId);
     const input = JSON.parse(row.properties) as PacketCaptureInput;
     // A file can't be larger than the session allows (plus a packet's slack): anything more is refused, not stored.
-    const maxSize =
-      (input.continuousCapture ? (input.captureSettings?.fileSizeInBytes ?? 0) : input.totalBytesPerSession) +
-      262_144 +
-      24;
+    // A ring file's size is tcpdump's -C, in whole megabytes (1,000,000 bytes) rounded up.
+    const fileLimit = input.continuousCapture
+      ? Math.ceil((input.captureSettings?.fileSizeInBytes ?? 0) / 1e6) * 1e6
+      : input.totalBytesPerSession;
+    const maxSize = fileLimit + 262_144 + 24;
     if (file.size > maxSize) {
       throw new ApiError(
         413,
@@ -847,10 +848,6 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     return blob;
   }
 
-  async function agentIdentity(agentId: string) {
-    return db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirst();
-  }
-
   async function agentByToken(tokenId: string) {
     return db.selectFrom('agents').selectAll().where('token_id', '=', tokenId).executeTakeFirst();
   }
@@ -878,7 +875,6 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     uploadFile,
     openFile,
     openBlob,
-    agentIdentity,
     agentByToken,
   };
 }
