@@ -86,9 +86,10 @@ const VARIANTS: Variant[] = [
     argv: agentArgv,
   },
   {
-    name: 'agent-flags−immediate',
-    description: "the agent's argv without `--immediate-mode` (diagnostic)",
-    argv: (ifname, file) => agentArgv(ifname, file).filter((a) => a !== '--immediate-mode'),
+    name: 'agent-flags+immediate',
+    description:
+      "the agent's argv plus `--immediate-mode` (diagnostic: the agent's flags before this benchmark showed its drops)",
+    argv: (ifname, file) => agentArgv(ifname, file).flatMap((a) => (a === '-U' ? ['-U', '--immediate-mode'] : [a])),
   },
   {
     name: 'agent-flags−U',

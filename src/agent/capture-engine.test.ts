@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTwoHosts, netnsSkipReason, sendUdp, type TwoHosts } from '../../test/netns.js';
 import { scanPcapFile } from '../pcap/classic.js';
 import {
+  BLOCK_DRAIN_MS,
   buildTcpdumpArgv,
   type CaptureResult,
   type CaptureSpec,
@@ -49,7 +50,7 @@ describe('buildTcpdumpArgv', () => {
   it('puts the filter in one element after "--" and runs inside a namespace with ip netns exec', () => {
     expect(buildTcpdumpArgv(spec, { netns: 'hostA', bufferSizeKiB: 4096 })).toEqual([
       ...['ip', 'netns', 'exec', 'hostA', 'tcpdump'],
-      ...['-i', 'eth0', '-s', '128', '-w', '/var/lib/tripcap/x.cap', '-U', '--immediate-mode', '-n', '-B', '4096'],
+      ...['-i', 'eth0', '-s', '128', '-w', '/var/lib/tripcap/x.cap', '-U', '-n', '-B', '4096'],
       ...['-Z', 'root', '--', 'udp and port 53'],
     ]);
     expect(buildTcpdumpArgv({ ...spec, bpf: '' })).not.toContain('--');
@@ -130,7 +131,7 @@ describe.skipIf(skipReason !== undefined)(
     });
 
     it('writes the packets still queued in the kernel ring when stop() is called', async () => {
-      // tcpdump drops its ring backlog on SIGTERM, so the engine waits for the file to go quiet first. Freeze
+      // tcpdump drops the kernel's unfinished block on SIGTERM, so the engine drains for a block timeout first. Freeze
       // tcpdump, queue 100 datagrams in its ring, ask to stop, then let it run: all 100 must be written.
       const handle = await engine().start(spec('backlog.cap', { bpf: 'udp and dst port 40007' }));
       process.kill(handle.pid, 'SIGSTOP');
@@ -238,6 +239,8 @@ describe.skipIf(skipReason !== undefined)(
         interface: other.a.ifname,
       });
       await sendUdp(other.b, { to: other.a.ip, port: 40005, count: 5 });
+      // When tcpdump dies abruptly, packets of the kernel's unfinished block die with it: let the block be handed over.
+      await new Promise((resolve) => setTimeout(resolve, BLOCK_DRAIN_MS));
       await other.exec(other.a.ns, ['ip', 'link', 'del', other.a.ifname]);
       const result = await handle.done;
       expect(result.stopReason).toBe('CaptureFailed');

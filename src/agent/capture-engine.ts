@@ -64,11 +64,7 @@ export interface CaptureEngine {
 export interface TcpdumpEngineOptions {
   /** default 'tcpdump' (found on PATH) */
   tcpdumpPath?: string;
-  /**
-   * Kernel capture buffer (-B), KiB; default 32768. In immediate mode libpcap uses a TPACKET_V2 ring of fixed-size
-   * frames, and on an interface with offloads (GRO/TSO: veth, most NICs) each frame is sized for 64 KiB, so 8 MiB
-   * holds only ~128 packets and a burst of small datagrams overflows it; 32 MiB holds ~512.
-   */
+  /** Kernel capture buffer (-B), KiB; default 32768: 32 MiB of blocks absorb a burst while tcpdump writes. */
   bufferSizeKiB?: number;
   /** run tcpdump inside this network namespace (`ip netns exec NS tcpdump …`; ip execs, so the pid is tcpdump's) */
   netns?: string;
@@ -93,9 +89,11 @@ export function buildTcpdumpArgv(spec: CaptureSpec, options: TcpdumpEngineOption
   if (!Number.isInteger(bufferSizeKiB) || bufferSizeKiB < 1) throw new Error(`invalid bufferSizeKiB ${bufferSizeKiB}`);
   const argv = [options.tcpdumpPath ?? 'tcpdump'];
   argv.push('-i', spec.interface, '-s', String(spec.snaplen), '-w', spec.outFile);
-  // -U: flush the savefile after every packet; --immediate-mode: hand each packet to tcpdump as it arrives.
-  // Together they put every packet in the file as soon as it is seen, so a stop (or a crash) loses nothing.
-  argv.push('-U', '--immediate-mode', '-n', '-B', String(bufferSizeKiB));
+  // -U: write each packet to the file as soon as tcpdump has it, so a crash leaves a valid file with all of them.
+  // No --immediate-mode: it makes libpcap use a ring of 64 KiB slots and wake tcpdump per packet, which drops
+  // packets under a flood where block mode drops none (bench/results/capture-throughput.md). Block mode hands
+  // packets over at the latest after tcpdump's 1 s block timeout, so stop() drains for that long before SIGTERM.
+  argv.push('-U', '-n', '-B', String(bufferSizeKiB));
   // Debian's tcpdump drops to user "tcpdump" after opening the device; with -C that is before the first savefile
   // is opened (Permission denied in a root-owned directory). Stay root.
   argv.push('-Z', 'root');
@@ -224,13 +222,12 @@ function createHandle(
   let terminated = false;
   const progressBytes = () => files.reduce((n, path) => n + fileSize(path), 0);
 
-  const stop = (reason: StopReason = 'ManuallyStopped'): Promise<CaptureResult> => {
+  const stop = (reason: StopReason = 'ManuallyStopped', drainMs = BLOCK_DRAIN_MS): Promise<CaptureResult> => {
     if (stopReason === undefined) {
       stopReason = reason;
-      // On SIGTERM tcpdump breaks its loop at once: packets still waiting in the kernel ring are never written (and
-      // not counted as drops). So, except when cutting the file anyway, let it drain its backlog first.
-      const drain =
-        reason === 'TotalBytesExceeded' ? Promise.resolve() : waitForQuietFile(progressBytes, () => exitedYet);
+      // On SIGTERM tcpdump breaks its loop at once: packets in the kernel's unfinished block are never written (and
+      // not counted as drops). So, except when cutting the file anyway, wait until that block has been handed over.
+      const drain = reason === 'TotalBytesExceeded' ? Promise.resolve() : sleepUnless(drainMs, () => exitedYet);
       void drain.then(() => {
         if (exitedYet) return;
         terminated = true;
@@ -243,8 +240,15 @@ function createHandle(
   const onAbort = () => void stop('AgentStopped');
   signal?.addEventListener('abort', onAbort, { once: true });
 
+  // The drain runs inside the time limit, so the capture ends at the limit with every packet that came before it.
+  const limitMs = spec.timeLimitSeconds * 1000;
   const timeLimit =
-    spec.timeLimitSeconds > 0 ? setTimeout(() => void stop('TimeExceeded'), spec.timeLimitSeconds * 1000) : undefined;
+    limitMs > 0
+      ? setTimeout(
+          () => void stop('TimeExceeded', Math.min(BLOCK_DRAIN_MS, limitMs)),
+          Math.max(0, limitMs - BLOCK_DRAIN_MS),
+        )
+      : undefined;
   const bytePoll =
     spec.maxBytes > 0 && !spec.ring
       ? setInterval(() => {
@@ -296,26 +300,13 @@ function createHandle(
   };
 }
 
-/**
- * Resolves once the capture files have not grown for QUIET_MS (tcpdump has written its backlog: with -U every packet
- * is flushed as it is handled), or after DRAIN_MAX_MS under traffic that never pauses.
- */
-const QUIET_MS = 30;
-const DRAIN_MAX_MS = 300;
-async function waitForQuietFile(bytes: () => number, exited: () => boolean): Promise<void> {
-  const deadline = Date.now() + DRAIN_MAX_MS;
-  let last = bytes();
-  let quietSince = Date.now();
-  while (!exited() && Date.now() < deadline) {
-    await sleep(10);
-    const now = bytes();
-    if (now !== last) {
-      last = now;
-      quietSince = Date.now();
-    } else if (Date.now() - quietSince >= QUIET_MS) {
-      return;
-    }
-  }
+/** tcpdump's block timeout (1 s) plus a margin: by then the kernel has handed over every packet it holds. */
+export const BLOCK_DRAIN_MS = 1200;
+
+/** Sleeps `ms`, or less if `done()` turns true (tcpdump exited by itself). */
+async function sleepUnless(ms: number, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await sleep(Math.min(20, deadline - Date.now()));
 }
 
 function fileSize(path: string): number {
@@ -377,10 +368,7 @@ export function findOrphanTcpdump(pid: number, outFile: string): boolean {
  */
 export async function stopOrphan(pid: number, outFile: string, timeoutMs = 5000): Promise<void> {
   if (!findOrphanTcpdump(pid, outFile)) return;
-  await waitForQuietFile(
-    () => fileSize(outFile),
-    () => !isAlive(pid),
-  );
+  await sleepUnless(BLOCK_DRAIN_MS, () => !isAlive(pid));
   signalIfAlive(pid, 'SIGTERM');
   if (await waitGone(pid, timeoutMs)) return;
   signalIfAlive(pid, 'SIGKILL');
@@ -405,7 +393,7 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 }
 
 /** A process is alive when /proc has it and it is not a zombie (an orphan's new parent may never reap it). */
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { Database, PacketCapturesTable } from '../db/index.js';
+import type { Transaction } from 'kysely';
+import type { Database, PacketCapturesTable, Schema } from '../db/index.js';
 import { assertName, idKey, parseVmId, vmResourceId } from '../lib/arm-id.js';
 import { ApiError, badRequest, conflict, notFound } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -513,6 +514,23 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     };
   }
 
+  /** Ends the capture's operations of one kind that are still in progress. */
+  async function settleOperations(
+    trx: Transaction<Schema>,
+    resourceKey: string,
+    kind: 'create' | 'stop',
+    status: 'Succeeded' | 'Failed',
+    error: string | null = null,
+  ) {
+    await trx
+      .updateTable('operations')
+      .set({ status, error, ended_at: isoNow() })
+      .where('resource_key', '=', resourceKey)
+      .where('kind', '=', kind)
+      .where('status', '=', 'InProgress')
+      .execute();
+  }
+
   /** Moves a capture to a final state and settles its pending operations. */
   async function finish(row: PacketCapturesTable, report: StatusReport) {
     const now = isoNow();
@@ -540,20 +558,8 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
         .where('job_id', '=', row.job_id)
         .execute();
       // A create that never reached Running fails with the capture's error; a stop succeeds however the capture ended.
-      await trx
-        .updateTable('operations')
-        .set({ status: failed ? 'Failed' : 'Succeeded', error, ended_at: now })
-        .where('resource_key', '=', row.key)
-        .where('kind', '=', 'create')
-        .where('status', '=', 'InProgress')
-        .execute();
-      await trx
-        .updateTable('operations')
-        .set({ status: 'Succeeded', ended_at: now })
-        .where('resource_key', '=', row.key)
-        .where('kind', '=', 'stop')
-        .where('status', '=', 'InProgress')
-        .execute();
+      await settleOperations(trx, row.key, 'create', failed ? 'Failed' : 'Succeeded', error);
+      await settleOperations(trx, row.key, 'stop', 'Succeeded');
     });
     logger.info(
       { capture: row.id, status: report.status, stopReason: report.stopReason, errors: report.errors },
@@ -665,13 +671,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
           })
           .where('job_id', '=', jobId)
           .execute();
-        await trx
-          .updateTable('operations')
-          .set({ status: 'Succeeded', ended_at: now })
-          .where('resource_key', '=', row.key)
-          .where('kind', '=', 'create')
-          .where('status', '=', 'InProgress')
-          .execute();
+        await settleOperations(trx, row.key, 'create', 'Succeeded');
       });
       // A stop may have been asked while the start was on its way.
       return { stop: row.desired_state === 'Stopped' };

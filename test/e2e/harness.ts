@@ -155,15 +155,7 @@ export function tcpdumpsUnder(dir: string): number[] {
   return pids;
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+export { isAlive } from '../../src/agent/capture-engine.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The HTTPS API
