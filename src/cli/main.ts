@@ -199,6 +199,64 @@ connectionOptions(
   }
 });
 
+const token = program.command('token').description('API tokens for people and scripts (admin only).');
+connectionOptions(
+  token
+    .command('create')
+    .description('Create a token; its secret is printed once.')
+    .requiredOption('--name <name>', 'what the token is for')
+    .requiredOption('--role <role>', 'reader, operator, contributor or admin'),
+).action(async (o: Flags) => {
+  const api = createApiClient(resolveConnection(o as ConnectionOptions));
+  try {
+    const { body } = await api.json<{ id: string; token: string }>('POST', '/tripcap/v1/tokens', {
+      name: o.name,
+      role: o.role,
+    });
+    process.stderr.write(`Created token ${body.id} (${o.role}); its secret is shown only now:\n`);
+    process.stdout.write(`${body.token}\n`);
+  } finally {
+    await api.close();
+  }
+});
+connectionOptions(
+  token
+    .command('list')
+    .description('List tokens (never their secrets).')
+    .option('-o, --output <format>', 'table or json', 'table'),
+).action(async (o: Flags) => {
+  const api = createApiClient(resolveConnection(o as ConnectionOptions));
+  try {
+    const { body } = await api.json<{
+      value: Array<{ id: string; name: string; role: string; createdTime: string; revokedTime: string | null }>;
+    }>('GET', '/tripcap/v1/tokens');
+    print(
+      String(o.output),
+      body.value,
+      body.value.map((t) => ({
+        Id: t.id,
+        Name: t.name,
+        Role: t.role,
+        Created: t.createdTime,
+        Revoked: t.revokedTime ?? '',
+      })),
+    );
+  } finally {
+    await api.close();
+  }
+});
+connectionOptions(
+  token.command('revoke').description('Revoke a token at once.').argument('<id>', 'token id (tripcap token list)'),
+).action(async (id: string, o: Flags) => {
+  const api = createApiClient(resolveConnection(o as ConnectionOptions));
+  try {
+    const { status } = await api.json('DELETE', `/tripcap/v1/tokens/${encodeURIComponent(id)}`);
+    process.stderr.write(status === 204 ? `No active token ${id}.\n` : `Revoked ${id}.\n`);
+  } finally {
+    await api.close();
+  }
+});
+
 registerPacketCaptureCommands(program, connectionOptions);
 
 program.parseAsync().catch((err: unknown) => {

@@ -11,6 +11,7 @@ import { type Logger, redactUrl } from '../lib/logger.js';
 import type { PacketCaptureService } from '../watcher/service.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerArmRoutes } from './routes/arm.js';
+import { registerTokenRoutes } from './routes/tokens.js';
 import { type Permission, type Principal, roleCan, verifyToken } from './tokens.js';
 
 declare module 'fastify' {
@@ -134,6 +135,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // JSON only, but where a route says otherwise (the agent's raw uploads, in their own scope).
   app.removeContentTypeParser('text/plain');
   registerArmRoutes(app, options);
+  registerTokenRoutes(app, options);
   await app.register(async (agentScope) => registerAgentRoutes(agentScope, options));
   return app;
 }

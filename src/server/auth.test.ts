@@ -68,6 +68,7 @@ describe('every route refuses callers without a valid credential', () => {
     const revoked = await h.tokenFor('admin', 'revoked-admin');
     await revokeToken(h.db, revoked.id);
     tokens.revoked = revoked.token;
+    sample.tokenId = revoked.id;
     routes = registeredRoutes(h.app);
   });
   afterAll(async () => {

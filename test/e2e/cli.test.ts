@@ -171,6 +171,27 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
+  it('creates, lists and revokes tokens; a reader token reads but may not create', async () => {
+    const created = await tripcap(['token', 'create', ...conn, '--name', 'nightly-report', '--role', 'reader']);
+    expect(created.code).toBe(0);
+    const reader = created.stdout.trim();
+    expect(reader).toMatch(/^tct_[0-9a-f]{16}_/);
+    const id = /Created token ([0-9a-f]{16})/.exec(created.stderr)?.[1] ?? '';
+
+    const asReader = ['--server', server.url, '--data-dir', join(dir, 'data'), '--token', reader];
+    expect((await tripcap(['vm', 'list', ...asReader])).stdout).toContain('cli-vm');
+    const refused = await tripcap(['pc', 'create', ...asReader, '--vm', 'cli-vm', '-g', 'rg1', '-n', 'by-reader']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^tripcap: The token 'nightly-report' \(role reader\) may not PUT/);
+
+    const list = await tripcap(['token', 'list', ...conn]);
+    expect(list.stdout).toMatch(new RegExp(`${id}\\s+nightly-report\\s+reader`));
+    expect(list.stdout).not.toContain(reader);
+
+    expect((await tripcap(['token', 'revoke', ...conn, id])).stderr).toContain(`Revoked ${id}`);
+    expect((await tripcap(['vm', 'list', ...asReader])).stderr).toMatch(/^tripcap: Authentication failed/);
+  });
+
   it('answers bad input and missing credentials with one line and exit code 1', async () => {
     const bad = await tripcap([
       'pc',
