@@ -32,11 +32,12 @@ function tripcap(
   });
 }
 
-async function sendUdp(port: number, count: number) {
+async function sendUdp(port: number, count: number, size = 0) {
   const socket = createSocket('udp4');
   for (let i = 0; i < count; i++) {
+    const payload = size ? Buffer.alloc(size, `datagram ${i} `) : `datagram ${i}`;
     await new Promise<void>((resolve, reject) =>
-      socket.send(`datagram ${i}`, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
+      socket.send(payload, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
     );
   }
   socket.close();
@@ -144,6 +145,52 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
     const del = await tripcap(['pc', 'delete', ...conn, '-l', 'westeurope', '-n', 'cli1']);
     expect(del.stderr).toContain("Deleted 'cli1'");
     expect((await tripcap(['pc', 'list', ...conn, '-l', 'westeurope'])).stdout).toContain('(none)');
+  });
+
+  it('runs a continuous capture as a ring of files, each stored as its own blob', async () => {
+    const create = tripcap(
+      [
+        'pc',
+        'create',
+        ...conn,
+        '--vm',
+        'cli-vm',
+        '-g',
+        'rg1',
+        '-n',
+        'ring1',
+        '--filters',
+        '[{"protocol":"UDP","localPort":"47003"}]',
+      ].concat([
+        '--continuous',
+        '--file-count',
+        '3',
+        '--file-size',
+        '1000000',
+        '--session-time-limit',
+        '4',
+        '--wait',
+        '-o',
+        'json',
+      ]),
+    );
+    await waitForStatus('ring1', 'Running');
+    // About 2.2 MB of matching traffic: the ring rolls over into a second and third file.
+    for (let i = 0; i < 4; i++) await sendUdp(47003, 500, 1100);
+    const result = await create;
+    expect(result.code).toBe(0);
+    const status = JSON.parse(result.stdout) as {
+      stopReason: string;
+      files: Array<{ seq: number; name: string; size: number; packets: number }>;
+    };
+    expect(status.stopReason).toBe('TimeExceeded');
+    expect(status.files.length).toBeGreaterThanOrEqual(2);
+    expect(status.files.map((f) => f.seq)).toEqual(status.files.map((_, i) => i + 1));
+    for (const file of status.files) {
+      expect(file.name).toMatch(new RegExp(`/packetcapture_\\d{2}_\\d{2}_\\d{2}_\\d{3}_${file.seq}\\.cap$`));
+      expect(file.size).toBeLessThanOrEqual(1_000_000 + 1200);
+    }
+    expect(status.files.reduce((n, f) => n + f.packets, 0)).toBe(2000);
   });
 
   it('stops a running capture at once', async () => {
