@@ -100,3 +100,13 @@ export function createApiClient(connection: ReturnType<typeof resolveConnection>
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;
+
+/** Runs a command's calls with a client for its connection options, and closes the client after. */
+export async function withApi<T>(options: ConnectionOptions, fn: (api: ApiClient) => Promise<T>): Promise<T> {
+  const api = createApiClient(resolveConnection(options));
+  try {
+    return await fn(api);
+  } finally {
+    await api.close();
+  }
+}

@@ -8,7 +8,7 @@ import { errorMessage } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
 import { loadServerConfig, type ServerConfigInput } from '../server/config.js';
 import { startServer } from '../server/server.js';
-import { type ConnectionOptions, createApiClient, resolveConnection } from './api-client.js';
+import { type ConnectionOptions, withApi } from './api-client.js';
 import { print } from './output.js';
 import { registerPacketCaptureCommands } from './packet-capture.js';
 
@@ -173,8 +173,7 @@ connectionOptions(
     .description('List VMs and their agents.')
     .option('-o, --output <format>', 'table or json', 'table'),
 ).action(async (o: Flags) => {
-  const api = createApiClient(resolveConnection(o as ConnectionOptions));
-  try {
+  return withApi(o as ConnectionOptions, async (api) => {
     const { body } = await api.json<{
       value: Array<{
         id: string;
@@ -194,9 +193,7 @@ connectionOptions(
         Id: v.id,
       })),
     );
-  } finally {
-    await api.close();
-  }
+  });
 });
 
 const token = program.command('token').description('API tokens for people and scripts (admin only).');
@@ -207,17 +204,14 @@ connectionOptions(
     .requiredOption('--name <name>', 'what the token is for')
     .requiredOption('--role <role>', 'reader, operator, contributor or admin'),
 ).action(async (o: Flags) => {
-  const api = createApiClient(resolveConnection(o as ConnectionOptions));
-  try {
+  return withApi(o as ConnectionOptions, async (api) => {
     const { body } = await api.json<{ id: string; token: string }>('POST', '/tripcap/v1/tokens', {
       name: o.name,
       role: o.role,
     });
     process.stderr.write(`Created token ${body.id} (${o.role}); its secret is shown only now:\n`);
     process.stdout.write(`${body.token}\n`);
-  } finally {
-    await api.close();
-  }
+  });
 });
 connectionOptions(
   token
@@ -225,8 +219,7 @@ connectionOptions(
     .description('List tokens (never their secrets).')
     .option('-o, --output <format>', 'table or json', 'table'),
 ).action(async (o: Flags) => {
-  const api = createApiClient(resolveConnection(o as ConnectionOptions));
-  try {
+  return withApi(o as ConnectionOptions, async (api) => {
     const { body } = await api.json<{
       value: Array<{ id: string; name: string; role: string; createdTime: string; revokedTime: string | null }>;
     }>('GET', '/tripcap/v1/tokens');
@@ -241,20 +234,15 @@ connectionOptions(
         Revoked: t.revokedTime ?? '',
       })),
     );
-  } finally {
-    await api.close();
-  }
+  });
 });
 connectionOptions(
   token.command('revoke').description('Revoke a token at once.').argument('<id>', 'token id (tripcap token list)'),
 ).action(async (id: string, o: Flags) => {
-  const api = createApiClient(resolveConnection(o as ConnectionOptions));
-  try {
+  return withApi(o as ConnectionOptions, async (api) => {
     const { status } = await api.json('DELETE', `/tripcap/v1/tokens/${encodeURIComponent(id)}`);
     process.stderr.write(status === 204 ? `No active token ${id}.\n` : `Revoked ${id}.\n`);
-  } finally {
-    await api.close();
-  }
+  });
 });
 
 registerPacketCaptureCommands(program, connectionOptions);

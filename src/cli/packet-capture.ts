@@ -5,7 +5,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
 import { sleep } from '../lib/time.js';
-import { type ApiClient, type ConnectionOptions, createApiClient, resolveConnection } from './api-client.js';
+import { type ApiClient, type ConnectionOptions, withApi } from './api-client.js';
 import { createProgressLine, formatBytes, formatSeconds, print } from './output.js';
 
 const API = 'api-version=2024-05-01';
@@ -44,10 +44,6 @@ interface Capture {
 }
 
 type Options = ConnectionOptions & Record<string, string | boolean | undefined>;
-
-function client(options: Options): ApiClient {
-  return createApiClient(resolveConnection(options));
-}
 
 /** The watcher serving a location: as `az network watcher`, captures are addressed by location and name. */
 async function watcherFor(api: ApiClient, location: string): Promise<Watcher> {
@@ -162,8 +158,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .option('--wait', 'wait for the capture to end, showing its progress')
       .addOption(output()),
   ).action(async (o: Options) => {
-    const api = client(o);
-    try {
+    return withApi(o as ConnectionOptions, async (api) => {
       const target = vmId(api.subscription, o.resourceGroup as string | undefined, String(o.vm));
       const { body: vm } = await api.json<{ location: string; id: string }>('GET', `${target}?${API}`);
       const watcher = await watcherFor(api, vm.location);
@@ -207,9 +202,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
         return;
       }
       printStatus(String(o.output), await waitForEnd(api, path));
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   connectionOptions(
@@ -219,8 +212,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .requiredOption('-l, --location <location>')
       .addOption(output()),
   ).action(async (o: Options) => {
-    const api = client(o);
-    try {
+    return withApi(o as ConnectionOptions, async (api) => {
       const watcher = await watcherFor(api, String(o.location));
       const captures: Capture[] = [];
       let next: string | undefined = `${watcher.id}/packetCaptures?${API}`;
@@ -242,9 +234,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
         });
       }
       print(String(o.output), captures, rows);
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   const named = (cmd: Command) =>
@@ -253,8 +243,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
     );
 
   named(pc.command('show').description('Show a packet capture.')).action(async (o: Options) => {
-    const api = client(o);
-    try {
+    return withApi(o as ConnectionOptions, async (api) => {
       const watcher = await watcherFor(api, String(o.location));
       const { body } = await api.json<Capture>('GET', `${capturePath(watcher, String(o.name))}?${API}`);
       print(String(o.output), body, [
@@ -266,24 +255,19 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
           ByteLimit: body.properties.totalBytesPerSession,
         },
       ]);
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   named(pc.command('show-status').description("Show a capture's status, progress and files.")).action(
     async (o: Options) => {
-      const api = client(o);
-      try {
+      return withApi(o as ConnectionOptions, async (api) => {
         const watcher = await watcherFor(api, String(o.location));
         const { body } = await api.json<CaptureStatus>(
           'POST',
           `${capturePath(watcher, String(o.name))}/queryStatus?${API}`,
         );
         printStatus(String(o.output), body);
-      } finally {
-        await api.close();
-      }
+      });
     },
   );
 
@@ -293,16 +277,13 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .description('Stop a running capture and wait for its file.')
       .option('--no-wait', 'return once the stop is asked'),
   ).action(async (o: Options) => {
-    const api = client(o);
-    try {
+    return withApi(o as ConnectionOptions, async (api) => {
       const watcher = await watcherFor(api, String(o.location));
       const path = capturePath(watcher, String(o.name));
       await api.json('POST', `${path}/stop?${API}`);
       if (o.wait === false) return;
       printStatus(String(o.output), await waitForEnd(api, path));
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   connectionOptions(
@@ -312,14 +293,11 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .requiredOption('-l, --location <location>')
       .requiredOption('-n, --name <name>'),
   ).action(async (o: Options) => {
-    const api = client(o);
-    try {
+    return withApi(o as ConnectionOptions, async (api) => {
       const watcher = await watcherFor(api, String(o.location));
       const { status } = await api.json('DELETE', `${capturePath(watcher, String(o.name))}?${API}`);
       process.stderr.write(status === 204 ? `No capture '${o.name}' to delete.\n` : `Deleted '${o.name}'.\n`);
-    } finally {
-      await api.close();
-    }
+    });
   });
 
   connectionOptions(
@@ -331,8 +309,7 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .option('--file <n>', 'file number (ring captures have several)', '1')
       .option('-f, --output-file <path>', 'where to write it (default: the blob file name)'),
   ).action(async (o: Options) => {
-    const api = client(o);
-    try {
+    return withApi(o as ConnectionOptions, async (api) => {
       const watcher = await watcherFor(api, String(o.location));
       const seq = int(String(o.file), '--file') ?? 1;
       const { body: status } = await api.json<CaptureStatus>(
@@ -367,8 +344,6 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
         throw err;
       }
       line.done(`Saved ${target} (${formatBytes(received)}, sha256 ${file.sha256})`);
-    } finally {
-      await api.close();
-    }
+    });
   });
 }
