@@ -119,4 +119,16 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_capture_reports': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('capture_reports')
+        .addColumn('job_id', 'text', (c) => c.primaryKey())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('report', 'text')
+        .addColumn('error', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

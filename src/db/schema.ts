@@ -99,6 +99,16 @@ export interface OperationsTable {
   ended_at: string | null;
 }
 
+/** The analysis of a capture's uploaded files, redone when another file arrives. */
+export interface CaptureReportsTable {
+  job_id: string;
+  /** Pending | Running | Succeeded | Failed */
+  status: string;
+  report: string | null;
+  error: string | null;
+  updated_at: string;
+}
+
 export interface Schema {
   tokens: TokensTable;
   agents: AgentsTable;
@@ -107,5 +117,6 @@ export interface Schema {
   packet_captures: PacketCapturesTable;
   capture_files: CaptureFilesTable;
   operations: OperationsTable;
+  capture_reports: CaptureReportsTable;
   schema_version?: { version: Generated<number> };
 }

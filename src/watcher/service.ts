@@ -19,6 +19,7 @@ import type {
 import { captureStatusView, captureView, fileView, vmView, watcherView } from './arm-shape.js';
 import { compileBpf } from './filters.js';
 import { type PacketCaptureInput, parsePacketCaptureBody, snaplenFor } from './parameters.js';
+import type { CaptureReports } from './reports.js';
 
 export interface PacketCaptureServiceOptions {
   db: Database;
@@ -30,6 +31,8 @@ export interface PacketCaptureServiceOptions {
   agentTimeoutMs?: number;
   /** A job handed to an agent is not handed out again for this long (the answer may have been lost). */
   jobRedeliveryMs?: number;
+  /** Analyses each capture once its files are stored; without it captures have no report. */
+  reports?: CaptureReports;
   /** Where download links point: the server's public base URL. */
   publicUrl: string;
 }
@@ -817,6 +820,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
       });
     await recordFile(row, { ...file, size: put.size }, blobName);
     logger.info({ capture: row.id, blob: blobName, size: put.size }, 'capture file stored');
+    await options.reports?.schedule(row.job_id);
     return { blobName, duplicate: false };
   }
 
@@ -834,6 +838,25 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     const blob = await store.get(file.blob_name);
     if (!blob) throw new ApiError(410, 'BlobGone', `The file '${file.blob_name}' is no longer in storage.`);
     return { ...blob, fileName: file.blob_name.split('/').pop() ?? 'capture.cap', sha256: file.sha256 };
+  }
+
+  /** The capture's report: its analysis state, and the report once it is done. */
+  async function getReport(ref: CaptureRef) {
+    const row = await captureRow(ref);
+    const stored = await options.reports?.get(row.job_id);
+    if (stored) {
+      return {
+        status: stored.status,
+        updatedTime: stored.updated_at,
+        ...(stored.error ? { error: stored.error } : {}),
+        ...(stored.report ? { report: JSON.parse(stored.report) as unknown } : {}),
+      };
+    }
+    const localOnly =
+      !(JSON.parse(row.properties) as PacketCaptureInput).storageLocation.storageId && row.status !== 'NotStarted';
+    return localOnly && ACTIVE.indexOf(row.status) < 0
+      ? { status: 'Unavailable', error: "The file stays on the VM (filePath only): run 'tripcap analyze' on it there." }
+      : { status: 'NotStarted' };
   }
 
   /** A blob by its name in the capture container (the local store's `storagePath` links point here). */
@@ -875,6 +898,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     uploadFile,
     openFile,
     openBlob,
+    getReport,
     agentByToken,
   };
 }

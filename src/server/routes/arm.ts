@@ -139,6 +139,7 @@ export function registerArmRoutes(app: FastifyInstance, { captures }: AppOptions
       .header('Retry-After', '1')
       .send();
   });
+  app.get(`${CAPTURE}/report`, read, async (request) => captures.getReport(captureRef(request.params as Params)));
   app.post(`${CAPTURE}/queryStatus`, read, async (request) =>
     captures.queryStatus(captureRef(request.params as Params)),
   );
