@@ -6,6 +6,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { backoffMs, isoNow, sleep } from '../lib/time.js';
+import { VERSION } from '../lib/version.js';
 import { scanPcapFile } from '../pcap/classic.js';
 import type { FileReport, PacketCaptureErrorCode, StartCaptureJob, StatusReport } from '../watcher/agent-protocol.js';
 import {
@@ -18,8 +19,6 @@ import {
 } from './capture-engine.js';
 import { type AgentClient, createAgentClient, ServerError } from './client.js';
 import { defaultCaptureInterface, hostNics } from './host-info.js';
-
-export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
   serverUrl: string;
@@ -111,7 +110,7 @@ export function createAgent(options: AgentOptions) {
       hostname: hostname(),
       nics: hostNics(),
       captureRoot,
-      version: AGENT_VERSION,
+      version: VERSION,
     });
     const saved = { serverUrl: options.serverUrl, ...response };
     await writeFile(credentialsFile, JSON.stringify(saved), { mode: 0o600 });

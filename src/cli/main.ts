@@ -3,14 +3,21 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { AGENT_VERSION, createAgent } from '../agent/agent.js';
 import { errorMessage } from '../lib/errors.js';
-import { createLogger } from '../lib/logger.js';
-import { loadServerConfig, type ServerConfigInput } from '../server/config.js';
-import { startServer } from '../server/server.js';
-import { type ConnectionOptions, withApi } from './api-client.js';
+import { VERSION } from '../lib/version.js';
+import type { ServerConfigInput } from '../server/config.js';
+import type { RunningServer } from '../server/server.js';
+import { type ConnectionOptions, withApi } from './lazy-api.js';
 import { print } from './output.js';
 import { registerPacketCaptureCommands } from './packet-capture.js';
+
+// Commands load what they need when they run: `tripcap analyze` must not pay for the server's modules at start-up.
+const load = {
+  agent: () => import('../agent/agent.js'),
+  logger: () => import('../lib/logger.js'),
+  config: () => import('../server/config.js'),
+  server: () => import('../server/server.js'),
+};
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -88,10 +95,12 @@ function connectionOptions(cmd: Command): Command {
 const program = new Command()
   .name('tripcap')
   .description('Alert-triggered packet capture for Linux hosts, wire-compatible with Azure Network Watcher.')
-  .version(AGENT_VERSION)
+  .version(VERSION)
   .showHelpAfterError();
 
 serverOptions(program.command('server').description('Run the control plane.')).action(async (o: Flags) => {
+  const { loadServerConfig } = await load.config();
+  const { startServer } = await load.server();
   const config = loadServerConfig(configFrom(o), o.config ? { configFile: String(o.config) } : {});
   const server = await startServer(config);
   announce(server);
@@ -108,6 +117,8 @@ agentOptions(
     .option('--ca <file>', "PEM the server's certificate chains to")
     .option('--state-dir <dir>', "the agent's own state: credential, job records, spool", '/var/lib/tripcap-agent'),
 ).action(async (o: Flags) => {
+  const { createLogger } = await load.logger();
+  const { createAgent } = await load.agent();
   const logger = createLogger({ name: 'tripcap-agent' });
   const token = (o.token as string | undefined) ?? process.env.TRIPCAP_TOKEN;
   const agent = createAgent({
@@ -130,6 +141,12 @@ agentOptions(
 agentOptions(
   serverOptions(program.command('start').description('Run the server and an agent for this host, in one process.')),
 ).action(async (o: Flags) => {
+  const [{ loadServerConfig }, { startServer }, { createLogger }, { createAgent }] = await Promise.all([
+    load.config(),
+    load.server(),
+    load.logger(),
+    load.agent(),
+  ]);
   const config = loadServerConfig(configFrom(o), o.config ? { configFile: String(o.config) } : {});
   const logger = createLogger({ level: config.logLevel });
   const server = await startServer(config, logger);
@@ -152,7 +169,7 @@ agentOptions(
   await server.close();
 });
 
-function announce(server: Awaited<ReturnType<typeof startServer>>) {
+function announce(server: RunningServer) {
   const lines = [`tripcap server at ${server.url}`];
   if (server.adminToken) {
     lines.push(`Admin token (shown once; also in ${server.adminTokenFile}, mode 0600):`, `  ${server.adminToken}`);

@@ -5,7 +5,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
 import { sleep } from '../lib/time.js';
-import { type ApiClient, type ConnectionOptions, withApi } from './api-client.js';
+import { type ApiClient, type ConnectionOptions, withApi } from './lazy-api.js';
 import { createProgressLine, formatBytes, formatSeconds, print } from './output.js';
 
 const API = 'api-version=2024-05-01';
