@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { KyselyPlugin } from 'kysely';
+import { analyzeStreams } from '../src/analysis/index.js';
 import { createDatabase, type Database } from '../src/db/index.js';
 import { createLogger, type Logger } from '../src/lib/logger.js';
 import { buildApp } from '../src/server/app.js';
 import { createToken, type Role } from '../src/server/tokens.js';
 import { createLocalBlobStore } from '../src/storage/index.js';
 import { FILE_HEADERS, type RegisterRequest, type StatusReport } from '../src/watcher/agent-protocol.js';
+import { createCaptureReports } from '../src/watcher/reports.js';
 import { createPacketCaptureService, type PacketCaptureService } from '../src/watcher/service.js';
 
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
@@ -22,6 +24,8 @@ export const PUBLIC_URL = 'https://tripcap.test';
 
 export interface HarnessOptions {
   sessionsPerLocation?: number;
+  /** Analyse uploaded captures (the real analysis engine), as the server does. */
+  reports?: boolean;
   jobRedeliveryMs?: number;
   /** A SQLite file instead of ':memory:'. */
   databaseFile?: boolean;
@@ -70,6 +74,9 @@ export async function createApiHarness(options: HarnessOptions = {}) {
   const db: Database = await createDatabase({ file: options.databaseFile ? join(dir, 'tripcap.db') : ':memory:' });
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const store = createLocalBlobStore({ root: join(dir, 'blobs'), baseUrl: `${PUBLIC_URL}/blobs` });
+  const reports = options.reports
+    ? createCaptureReports({ db, store, logger, analyze: (files, o) => analyzeStreams(files, o) })
+    : undefined;
   const captures: PacketCaptureService = createPacketCaptureService({
     db: options.yieldBetweenQueries ? db.withPlugin(yieldingPlugin) : db,
     store,
@@ -77,6 +84,7 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     publicUrl: PUBLIC_URL,
     ...(options.sessionsPerLocation ? { sessionsPerLocation: options.sessionsPerLocation } : {}),
     ...(options.jobRedeliveryMs ? { jobRedeliveryMs: options.jobRedeliveryMs } : {}),
+    ...(reports ? { reports } : {}),
   });
   const app: FastifyInstance = await buildApp({
     db,
@@ -184,8 +192,10 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     registerVm,
     agentSide,
     counts,
+    reports,
     async close() {
       await app.close();
+      await reports?.idle();
       await db.destroy();
       await rm(dir, { recursive: true, force: true });
     },

@@ -7,6 +7,7 @@ import { errorMessage } from '../lib/errors.js';
 import { VERSION } from '../lib/version.js';
 import type { ServerConfigInput } from '../server/config.js';
 import type { RunningServer } from '../server/server.js';
+import { registerAnalyzeCommand } from './analyze.js';
 import { type ConnectionOptions, withApi } from './lazy-api.js';
 import { print } from './output.js';
 import { registerPacketCaptureCommands } from './packet-capture.js';
@@ -263,6 +264,7 @@ connectionOptions(
 });
 
 registerPacketCaptureCommands(program, connectionOptions);
+registerAnalyzeCommand(program);
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`tripcap: ${errorMessage(err)}\n`);

@@ -4,6 +4,7 @@ import { rename, rm } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
+import type { Report } from '../analysis/report.js';
 import { sleep } from '../lib/time.js';
 import { type ApiClient, type ConnectionOptions, withApi } from './lazy-api.js';
 import { createProgressLine, formatBytes, formatSeconds, print } from './output.js';
@@ -257,6 +258,26 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       ]);
     });
   });
+
+  named(pc.command('report').description("Show a capture's analysis: what the traffic was and why it changed.")).action(
+    async (o: Options) => {
+      return withApi(o as ConnectionOptions, async (api) => {
+        const watcher = await watcherFor(api, String(o.location));
+        const { body } = await api.json<{ status: string; error?: string; report?: Report }>(
+          'GET',
+          `${capturePath(watcher, String(o.name))}/report?${API}`,
+        );
+        if (o.output === 'json') {
+          print('json', body);
+        } else if (body.status === 'Succeeded' && body.report) {
+          const { renderReportText } = await import('../analysis/render.js');
+          process.stdout.write(renderReportText(body.report));
+        } else {
+          throw new Error(`The report of '${o.name}' is ${body.status}${body.error ? `: ${body.error}` : ''}`);
+        }
+      });
+    },
+  );
 
   named(pc.command('show-status').description("Show a capture's status, progress and files.")).action(
     async (o: Options) => {

@@ -30,6 +30,19 @@ export interface RawPacket {
   originalLength: number;
   /** The captured bytes: a view into a reused buffer, valid only until the callback returns. */
   data: Uint8Array;
+  /**
+   * The same bytes without a per-packet view (the readers set these; `data` is then made only when asked for):
+   * captured byte i is `bytes[offset + i]`, and `view` reads words from the same memory (`view.getUint16(offset + 12)`).
+   * `bytes` and `view` cover one of the reader's buffers: they change from one refill to the next, so a consumer that
+   * caches something derived from them checks identity (`p.bytes !== last`).
+   */
+  bytes?: Uint8Array;
+  view?: DataView;
+  offset?: number;
+  /** Index of the packet's interface in `CaptureFileInfo.interfaces` (across pcapng sections; 0 for classic pcap). */
+  interfaceIndex?: number;
+  /** The packet's opt_comment (pcapng), if any. */
+  comment?: string;
 }
 
 export interface InterfaceInfo {
@@ -39,6 +52,15 @@ export interface InterfaceInfo {
   description?: string;
   /** Nanoseconds per timestamp unit (1000 for µs, 1 for ns; pcapng if_tsresol). */
   tsUnitNanos: number;
+  /** pcapng: the section (0-based) this interface belongs to, and its id within that section (RawPacket.interfaceId). */
+  section?: number;
+  interfaceId?: number;
+  /** Timestamp units per second exactly as the file says (1e6, 1e9, 2^k for pcapng if_tsresol with the high bit). */
+  tsUnitsPerSecond?: number;
+  /** pcapng if_tsoffset: seconds added to every timestamp of the interface. */
+  tsOffsetSeconds?: number;
+  /** Bytes of frame check sequence at the end of each packet (pcap link-type FCS bits, pcapng if_fcslen), when known. */
+  fcsLength?: number;
 }
 
 export interface CaptureFileInfo {
@@ -54,8 +76,18 @@ export interface CaptureFileInfo {
   comments: string[];
   /** Name resolution records (pcapng NRB): address → names. */
   names: Array<{ address: string; names: string[] }>;
-  /** pcapng interface statistics (ISB): per interface, packets received and dropped when the capture ended. */
-  interfaceStats: Array<{ interfaceId: number; received?: number; dropped?: number }>;
+  /**
+   * pcapng interface statistics (ISB): per interface, packets received and dropped when the capture ended (the last
+   * ISB of each interface). `interfaceId` is the id within its section, `interfaceIndex` the index in `interfaces`.
+   */
+  interfaceStats: Array<{ interfaceId: number; received?: number; dropped?: number; interfaceIndex?: number }>;
+  /** pcapng shb_hardware, shb_os, shb_userappl of the first section that has them. */
+  hardware?: string;
+  os?: string;
+  application?: string;
+  /** Classic pcap: the header's version (2.4 in practice); pcapng: the first section's version (1.0). */
+  versionMajor?: number;
+  versionMinor?: number;
 }
 
 export interface ReadResult {
@@ -74,6 +106,15 @@ export interface ReadOptions {
   signal?: AbortSignal;
   /** Stop after this many packets. */
   maxPackets?: number;
+  /**
+   * Largest record or block the reader accepts (default 64 MiB): a bigger one is taken as corruption (warning, stop).
+   * A block larger than the read buffer gets a buffer of its own, grown as its bytes arrive, dropped afterwards.
+   */
+  maxBlockBytes?: number;
+  /** Size of each of the two read buffers that take turns (default 2 MiB). */
+  bufferBytes?: number;
+  /** Called as each interface is declared (before its packets), with its index in `CaptureFileInfo.interfaces`. */
+  onInterface?: (iface: InterfaceInfo, index: number) => void;
 }
 
 /** A capture file that cannot be read at all (not pcap/pcapng, or no usable header). */

@@ -3,9 +3,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { analyzeStreams } from '../analysis/index.js';
 import { createDatabase, type Database } from '../db/index.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { createBlobStore } from '../storage/index.js';
+import { createCaptureReports } from '../watcher/reports.js';
 import { createPacketCaptureService, type PacketCaptureService } from '../watcher/service.js';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
@@ -92,10 +94,17 @@ export async function startServer(
           baseUrl: () => `${publicUrl}/blobs`,
         },
   );
+  const reports = createCaptureReports({
+    db,
+    store,
+    logger,
+    analyze: (files, options) => analyzeStreams(files, options),
+  });
   const captures = createPacketCaptureService({
     db,
     store,
     logger,
+    reports,
     sessionsPerLocation: config.sessionsPerLocation,
     agentTimeoutMs: config.agentTimeoutSeconds * 1000,
     get publicUrl() {
@@ -115,6 +124,9 @@ export async function startServer(
   const url = `${scheme}://${localHost}:${port}`;
   publicUrl ||= url;
 
+  const resumed = await reports.resume();
+  if (resumed > 0) logger.info({ captures: resumed }, 'resuming capture analyses left by the previous run');
+
   const sweeper = setInterval(() => {
     captures.sweepSilentAgents().catch((err) => logger.error({ err }, 'agent sweep failed'));
   }, 2_000);
@@ -132,6 +144,7 @@ export async function startServer(
     async close() {
       clearInterval(sweeper);
       await app.close();
+      await reports.idle();
       await db.destroy();
     },
   };

@@ -142,6 +142,19 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
     expect(download.stderr).toContain(`Saved ${target}`);
     expect(createHash('sha256').update(readFileSync(target)).digest('hex')).toBe(status.files[0]?.sha256);
 
+    // The server analyses the stored file: the report says what the traffic was.
+    const deadline = Date.now() + 15_000;
+    let report = await tripcap(['pc', 'report', ...conn, '-l', 'westeurope', '-n', 'cli1', '-o', 'json']);
+    while (JSON.parse(report.stdout).status !== 'Succeeded' && Date.now() < deadline) {
+      report = await tripcap(['pc', 'report', ...conn, '-l', 'westeurope', '-n', 'cli1', '-o', 'json']);
+    }
+    const analysed = JSON.parse(report.stdout) as { status: string; report: { summary: { packets: number } } };
+    expect(analysed.status).toBe('Succeeded');
+    expect(analysed.report.summary.packets).toBe(20);
+    const text = await tripcap(['pc', 'report', ...conn, '-l', 'westeurope', '-n', 'cli1']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/20 packets/);
+
     const del = await tripcap(['pc', 'delete', ...conn, '-l', 'westeurope', '-n', 'cli1']);
     expect(del.stderr).toContain("Deleted 'cli1'");
     expect((await tripcap(['pc', 'list', ...conn, '-l', 'westeurope'])).stdout).toContain('(none)');

@@ -1,0 +1,1010 @@
+import {
+  createDecodedPacket,
+  type DecodedPacket,
+  decodePacket,
+  Fragment,
+  formatIPv4,
+  formatIPv6,
+  Link,
+  Net,
+  parseIPAddress,
+  TcpFlag,
+  Transport,
+} from '../pcap/decode.js';
+import type { RawPacket, ReadResult } from '../pcap/types.js';
+import {
+  classifyStart,
+  clientHelloLength,
+  dnsRcodeName,
+  dnsTypeName,
+  parseClientHello,
+  parseDns,
+  parseHttpRequest,
+  parseHttpStatus,
+  Start,
+} from './app.js';
+import { buildReport, type FinishContext } from './build-report.js';
+import { FlowTable } from './flow-table.js';
+import type { Report } from './report.js';
+import { Direction, TimelineBuilder } from './timeline.js';
+
+/**
+ * The streaming core: feed packets (`onPacket`, usable directly as a reader callback), then `finish()` builds the
+ * report. Memory is bounded by the number of flows (capped by `maxFlows`), never by the number of packets.
+ *
+ * Everything is counted per flow: a flow is a canonical (address, port) pair plus protocol, keyed as 10 words in a
+ * typed-array hash table, with counters in parallel typed arrays. Conversations and endpoints (IPv4, IPv6, TCP, UDP)
+ * are aggregated from the flows at the end with tshark's definitions:
+ *   - A is the source of the conversation's first packet; bytes are frame (on-wire) lengths;
+ *   - an IPv4 packet counts once its header is captured, fragments included; an IPv6 fragment counts only on the
+ *     frame that completes its datagram (tshark reassembles first); ICMP error payloads do not count;
+ *   - a TCP segment counts when its whole header is captured; a fragmented UDP/TCP datagram counts once, on the frame
+ *     that completes it, with that frame's length.
+ */
+
+export interface AnalyzerOptions {
+  /** The captured host's addresses (IPv4/IPv6): directions are relative to them. Inferred when absent. */
+  hostIps?: string[];
+  /** Timeline bin width in seconds; default: a round width giving 60–300 bins. */
+  binSeconds?: number;
+  /** Flows kept at most; packets of further flows count in totals, timeline and protocols only. */
+  maxFlows?: number;
+  /** Rows kept per conversation/endpoint/names list (largest first). */
+  maxRows?: number;
+}
+
+export const DEFAULT_MAX_FLOWS = 1_000_000;
+export const DEFAULT_MAX_ROWS = 1000;
+/** Packets logged while the host addresses are not yet known (when they must be inferred). */
+const INFER_AFTER_PACKETS = 10_000;
+const MAX_NAME_ROWS = 10_000;
+const MAX_FRAGMENT_DATAGRAMS = 4096;
+const MAX_PENDING_HELLO_BYTES = 16_384;
+
+/** Flow key layout: words 0–3 low address, 4–7 high address, 8 ports (low<<16 | high), 9 meta. */
+export const KEY_WIDTH = 10;
+export const META_V6 = 1 << 8;
+export const META_PORTS = 1 << 9;
+
+export const App = { UNKNOWN: 0, DNS: 1, TLS: 2, HTTP: 3, OTHER: 4 } as const;
+export const APP_NAMES = ['', 'dns', 'tls', 'http', ''];
+
+/** TCP state bits (Flows.u8 at U.TCP). */
+export const FlowBit = { SYN: 1, SYN_ACK: 2, RST: 4, RST_FROM_RESPONDER: 8, SEQ0: 16, SEQ1: 32 } as const;
+
+/**
+ * Per-flow numbers. Each flow is a 128-byte record in the flow table's own memory: the key (words 0–9), small values
+ * (bytes 40–47, `U`), and what every packet updates (doubles 6–13, `N`), so that a packet touches the hash slot and
+ * two cache lines. Direction 0 is low → high address (the key's order). The hot path counts every packet of the flow;
+ * the rare packets that tshark leaves out of its IP or TCP/UDP tables (IPv6 fragments before reassembly, datagrams
+ * never reassembled) are counted again as misses, so that tshark's numbers are the totals minus the misses. Values
+ * that change rarely (handshake, retransmissions) live in `cold`.
+ */
+export const FLOW_STRIDE_WORDS = 32;
+const REC_DOUBLES = 16;
+const U8_AT = 40;
+export const N = {
+  FRAMES: 6, // +dir
+  BYTES: 8, // +dir
+  START: 10, // first and last time, ns from packet 0
+  END: 11,
+  NEXT_SEQ: 12, // +dir: highest TCP sequence end seen
+} as const;
+/** Flows.cold fields. */
+export const C = { TAP_FIRST: 0, SYN_TIME: 1, RTT: 2, RETRANS: 3, RESETS: 4, ZERO_WINDOWS: 5 } as const;
+const C_STRIDE = 8;
+/** Flows.miss: packets tshark does not count at IP level or at TCP/UDP level (+dir each). */
+export const M = { IP_FRAMES: 0, IP_BYTES: 2, L4_FRAMES: 4, L4_BYTES: 6 } as const;
+const M_STRIDE = 8;
+/** Small per-flow values (bytes of the record). */
+export const U = { HOST: 0, APP: 1, TRIES: 2, TCP: 3, SYN_DIR: 4, STATE: 5 } as const;
+/** U.STATE bits. */
+export const State = { TAP_SEEN: 1, TAP_DIR: 2, L4_SEEN: 4, L4_DIR: 8, IP_MISS: 16, L4_MISS: 32 } as const;
+
+/** Index of double `field` of flow f in table.f64, and of byte `field` in table.u8. */
+export const dbl = (f: number, field: number) => f * REC_DOUBLES + field;
+export const byte = (f: number, field: number) => f * (FLOW_STRIDE_WORDS * 4) + U8_AT + field;
+
+export class Flows {
+  capacity: number;
+  cold: Float64Array;
+  miss: Float64Array;
+  /** First/last time of the packets counted at IP level and at TCP/UDP level: kept only for flows with misses. */
+  tapStart: Float64Array;
+  tapEnd: Float64Array;
+  l4Start: Float64Array;
+  l4End: Float64Array;
+
+  constructor(
+    readonly table: FlowTable,
+    capacity: number,
+  ) {
+    this.capacity = capacity;
+    this.cold = new Float64Array(capacity * C_STRIDE);
+    this.miss = new Float64Array(capacity * M_STRIDE);
+    this.tapStart = new Float64Array(capacity);
+    this.tapEnd = new Float64Array(capacity);
+    this.l4Start = new Float64Array(capacity);
+    this.l4End = new Float64Array(capacity);
+  }
+
+  grow(): void {
+    const copy = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.capacity *= 2;
+    this.cold = copy(this.cold);
+    this.miss = copy(this.miss);
+    this.tapStart = copy(this.tapStart);
+    this.tapEnd = copy(this.tapEnd);
+    this.l4Start = copy(this.l4Start);
+    this.l4End = copy(this.l4End);
+  }
+
+  init(f: number): void {
+    const c = f * C_STRIDE;
+    this.cold[c + C.TAP_FIRST] = -1;
+    this.cold[c + C.SYN_TIME] = -1;
+    this.cold[c + C.RTT] = -1;
+  }
+
+  frames(f: number, dir: number): number {
+    return this.table.f64[dbl(f, N.FRAMES + dir)] as number;
+  }
+  bytes(f: number, dir: number): number {
+    return this.table.f64[dbl(f, N.BYTES + dir)] as number;
+  }
+  start(f: number): number {
+    return this.table.f64[dbl(f, N.START)] as number;
+  }
+  end(f: number): number {
+    return this.table.f64[dbl(f, N.END)] as number;
+  }
+  small(f: number, field: number): number {
+    return this.table.u8[byte(f, field)] as number;
+  }
+  setSmall(f: number, field: number, value: number): void {
+    this.table.u8[byte(f, field)] = value;
+  }
+  state(f: number): number {
+    return this.small(f, U.STATE);
+  }
+  field(f: number, field: number): number {
+    return this.cold[f * C_STRIDE + field] as number;
+  }
+  /** tshark's IP-level counts. */
+  tapFrames(f: number, dir: number): number {
+    return this.frames(f, dir) - (this.miss[f * M_STRIDE + M.IP_FRAMES + dir] as number);
+  }
+  tapBytes(f: number, dir: number): number {
+    return this.bytes(f, dir) - (this.miss[f * M_STRIDE + M.IP_BYTES + dir] as number);
+  }
+  tapStartOf(f: number): number {
+    return this.state(f) & State.IP_MISS ? (this.tapStart[f] as number) : this.start(f);
+  }
+  tapEndOf(f: number): number {
+    return this.state(f) & State.IP_MISS ? (this.tapEnd[f] as number) : this.end(f);
+  }
+  /** tshark's TCP/UDP-level counts (flows with ports only). */
+  l4Frames(f: number, dir: number): number {
+    return this.frames(f, dir) - (this.miss[f * M_STRIDE + M.L4_FRAMES + dir] as number);
+  }
+  l4Bytes(f: number, dir: number): number {
+    return this.bytes(f, dir) - (this.miss[f * M_STRIDE + M.L4_BYTES + dir] as number);
+  }
+  l4StartOf(f: number): number {
+    return this.state(f) & State.L4_MISS ? (this.l4Start[f] as number) : this.start(f);
+  }
+  l4EndOf(f: number): number {
+    return this.state(f) & State.L4_MISS ? (this.l4End[f] as number) : this.end(f);
+  }
+  addMiss(f: number, field: number, frames: number, bytes: number): void {
+    const at = f * M_STRIDE + field;
+    this.miss[at] = (this.miss[at] as number) + frames;
+    this.miss[at + 2] = (this.miss[at + 2] as number) + bytes;
+  }
+}
+
+interface PendingFragment {
+  /** Byte ranges received: [offset, end) pairs. */
+  ranges: number[];
+  /** Datagram payload length, once the last fragment arrived (-1 before). */
+  total: number;
+  done: boolean;
+  /** Transport header of the first fragment. */
+  transport: number;
+  srcPort: number;
+  dstPort: number;
+}
+
+interface PendingHello {
+  dir: number;
+  nextSeq: number;
+  buf: Uint8Array;
+  length: number;
+  need: number;
+  segments: number;
+}
+
+export interface DnsRow {
+  name: string;
+  type: string;
+  queries: number;
+  responses: number;
+  rcodes: Record<string, number>;
+  answers: Set<string>;
+}
+export interface HttpRow {
+  method: string;
+  host: string;
+  path: string;
+  requests: number;
+  statuses: Record<string, number>;
+}
+
+const FRAG_COMPLETE = 1;
+const FRAG_PENDING = 2;
+const FRAG_NOT_REASSEMBLED = 3;
+
+export class Analyzer {
+  readonly options: AnalyzerOptions;
+  readonly table = new FlowTable(KEY_WIDTH, 4096, FLOW_STRIDE_WORDS);
+  readonly flows = new Flows(this.table, 4096);
+  readonly timeline: TimelineBuilder;
+  /** The current packet's time (ns from packet 0), shared with the timeline: doubles passed as arguments are boxed. */
+  readonly clock = new Float64Array(1);
+  /** Protocol stacks: counters by stack id (see stackId()). */
+  readonly stackPackets = new Float64Array(STACKS);
+  readonly stackBytes = new Float64Array(STACKS);
+
+  packets = 0;
+  bytes = 0;
+  capturedBytes = 0;
+  packetsCut = 0;
+  baseSeconds = 0;
+  baseNanos = 0;
+  minT = Number.POSITIVE_INFINITY;
+  maxT = Number.NEGATIVE_INFINITY;
+  /** Interfaces of the earliest and latest packet (their timestamp precision is the times' precision). */
+  minInterface = 0;
+  maxInterface = 0;
+  linkTypes = new Set<number>();
+  overflowPackets = 0;
+  overflowBytes = 0;
+  /** Traffic by direction relative to the host: [none/other, out, in, local, nonIp] packets and bytes. */
+  readonly volumePackets = new Float64Array(5);
+  readonly volumeBytes = new Float64Array(5);
+
+  tcpSegments = 0;
+  tcpDataSegments = 0;
+  retransmissions = 0;
+  retransmittedBytes = 0;
+  resets = 0;
+  zeroWindows = 0;
+
+  readonly dns = new Map<string, DnsRow>();
+  readonly addressNames = new Map<string, Set<string>>();
+  readonly flowNames = new Map<number, string>();
+  readonly tls = new Map<string, { flows: number; servers: Set<string> }>();
+  readonly http = new Map<string, HttpRow>();
+  readonly omitted = { dns: 0, tls: 0, http: 0 };
+  private readonly pendingHttp = new Map<number, HttpRow[]>();
+  private readonly pendingHello = new Map<number, PendingHello>();
+  private readonly fragments = new Map<string, PendingFragment>();
+  private fragPorts = { transport: 0, srcPort: 0, dstPort: 0, known: false };
+
+  /** Host addresses: IPv4 words and IPv6 words (4 per address). */
+  hostV4: number[] = [];
+  hostV6: number[] = [];
+  hostSource: 'given' | 'inferred' | 'none';
+  hostNote: string | undefined;
+  private inferring: boolean;
+  private readonly log = {
+    flow: new Int32Array(INFER_AFTER_PACKETS),
+    dir: new Uint8Array(INFER_AFTER_PACKETS),
+    t: new Float64Array(INFER_AFTER_PACKETS),
+    bytes: new Float64Array(INFER_AFTER_PACKETS),
+    n: 0,
+  };
+
+  readonly maxFlows: number;
+  private readonly d: DecodedPacket = createDecodedPacket();
+  readonly warnings: string[] = [];
+
+  constructor(options: AnalyzerOptions = {}) {
+    this.options = options;
+    this.maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
+    if (options.binSeconds !== undefined && !(options.binSeconds > 0)) {
+      throw new RangeError(`binSeconds must be a positive number of seconds, not ${options.binSeconds}`);
+    }
+    this.timeline = new TimelineBuilder(
+      this.clock,
+      options.binSeconds !== undefined ? Math.max(1, Math.round(options.binSeconds * 1e9)) : undefined,
+    );
+    if (options.hostIps && options.hostIps.length > 0) {
+      for (const text of options.hostIps) {
+        const parsed = parseIPAddress(text.trim());
+        if (!parsed) throw new RangeError(`not an IPv4 or IPv6 address: '${text}'`);
+        if (parsed.version === 4) this.hostV4.push(parsed.words[0] as number);
+        else this.hostV6.push(...parsed.words);
+      }
+      this.hostSource = 'given';
+      this.inferring = false;
+    } else {
+      this.hostSource = 'none';
+      this.inferring = true;
+    }
+  }
+
+  /** The reader callback. */
+  readonly onPacket = (raw: RawPacket): void => {
+    const n = this.packets++;
+    const wire = raw.originalLength;
+    this.bytes += wire;
+    this.capturedBytes += raw.capturedLength;
+    if (raw.capturedLength < wire) this.packetsCut++;
+    if (n === 0) {
+      this.baseSeconds = raw.seconds;
+      this.baseNanos = raw.nanos;
+      this.linkTypes.add(raw.linkType);
+    } else if (!this.linkTypes.has(raw.linkType)) this.linkTypes.add(raw.linkType);
+    const t = (raw.seconds - this.baseSeconds) * 1e9 + (raw.nanos - this.baseNanos);
+    this.clock[0] = t;
+    if (t < this.minT) {
+      this.minT = t;
+      this.minInterface = raw.interfaceIndex ?? raw.interfaceId;
+    }
+    if (t > this.maxT) {
+      this.maxT = t;
+      this.maxInterface = raw.interfaceIndex ?? raw.interfaceId;
+    }
+    const d = decodePacket(raw, this.d);
+    let app = 0;
+    const net = d.network;
+    if (net !== Net.IPV4 && net !== Net.IPV6) {
+      this.timeline.add(wire, Direction.NONE);
+      this.volumePackets[4] = (this.volumePackets[4] as number) + 1;
+      this.volumeBytes[4] = (this.volumeBytes[4] as number) + wire;
+    } else {
+      app = this.ipPacket(d, n, wire);
+    }
+    const s = stackId(d, app);
+    this.stackPackets[s] = (this.stackPackets[s] as number) + 1;
+    this.stackBytes[s] = (this.stackBytes[s] as number) + wire;
+  };
+
+  /** Counts an IP packet in its flow; returns the application protocol seen (App.*). */
+  private ipPacket(d: DecodedPacket, n: number, wire: number): number {
+    const t = this.clock[0] as number;
+    const v6 = d.network === Net.IPV6;
+    let ipTap = true;
+    let transport = d.transport;
+    let hasPorts = transport === Transport.TCP || transport === Transport.UDP;
+    let l4Tap = hasPorts;
+    let sport = d.srcPort;
+    let dport = d.dstPort;
+    if (d.fragment !== Fragment.NONE) {
+      const r = this.fragment(d, v6);
+      const first = d.fragment === Fragment.FIRST;
+      const fp = this.fragPorts;
+      if (fp.known) {
+        transport = fp.transport;
+        sport = fp.srcPort;
+        dport = fp.dstPort;
+        hasPorts = true;
+      } else {
+        hasPorts = false;
+      }
+      if (v6) ipTap = r === FRAG_COMPLETE || (r === FRAG_NOT_REASSEMBLED && first);
+      l4Tap = hasPorts && (r === FRAG_COMPLETE || (r === FRAG_NOT_REASSEMBLED && first));
+    }
+
+    // canonical key: low (address, port) first; dir 1 when the source is the high side
+    const key = this.table.key;
+    const src = d.src;
+    const dst = d.dst;
+    const words = v6 ? 4 : 1;
+    let cmp = 0;
+    for (let i = 0; i < words; i++) {
+      const a = src[i] as number;
+      const b = dst[i] as number;
+      if (a !== b) {
+        cmp = a < b ? -1 : 1;
+        break;
+      }
+    }
+    if (cmp === 0 && hasPorts && sport !== dport) cmp = sport < dport ? -1 : 1;
+    const dir = cmp > 0 ? 1 : 0;
+    const lo = dir === 0 ? src : dst;
+    const hi = dir === 0 ? dst : src;
+    if (v6) {
+      key[0] = lo[0] as number;
+      key[1] = lo[1] as number;
+      key[2] = lo[2] as number;
+      key[3] = lo[3] as number;
+      key[4] = hi[0] as number;
+      key[5] = hi[1] as number;
+      key[6] = hi[2] as number;
+      key[7] = hi[3] as number;
+    } else {
+      key[0] = lo[0] as number;
+      key[1] = 0;
+      key[2] = 0;
+      key[3] = 0;
+      key[4] = hi[0] as number;
+      key[5] = 0;
+      key[6] = 0;
+      key[7] = 0;
+    }
+    if (hasPorts) {
+      key[8] = dir === 0 ? ((sport << 16) | dport) >>> 0 : ((dport << 16) | sport) >>> 0;
+      key[9] = d.protocol | META_PORTS | (v6 ? META_V6 : 0);
+    } else {
+      key[8] = 0;
+      key[9] = d.protocol | (v6 ? META_V6 : 0);
+    }
+
+    let f: number;
+    if (this.table.size < this.maxFlows) {
+      f = this.table.findOrInsert();
+    } else {
+      f = this.table.find();
+      if (f < 0) {
+        if (this.overflowPackets++ === 0) {
+          this.warnings.push(
+            `More than ${this.maxFlows} flows: packets of further flows count in the totals, protocols and timeline, but not in conversations, endpoints or top lists.`,
+          );
+        }
+        this.overflowBytes += wire;
+        this.timeline.add(wire, Direction.NONE);
+        this.volumePackets[0] = (this.volumePackets[0] as number) + 1;
+        this.volumeBytes[0] = (this.volumeBytes[0] as number) + wire;
+        return App.UNKNOWN;
+      }
+    }
+    const flows = this.flows;
+    const table = this.table;
+    if (table.inserted) {
+      if (f >= flows.capacity) flows.grow();
+      flows.init(f);
+      table.f64[dbl(f, N.START)] = t;
+      table.f64[dbl(f, N.END)] = t;
+      table.u8[byte(f, U.HOST)] = this.inferring ? 0 : this.hostMaskOf(v6);
+    }
+    const num = table.f64;
+    const o = dbl(f, 0);
+    const so = byte(f, U.STATE);
+    let st = table.u8[so] as number;
+    if (ipTap) {
+      if ((st & State.TAP_SEEN) === 0) {
+        st |= State.TAP_SEEN | (dir === 1 ? State.TAP_DIR : 0);
+        flows.cold[f * 8 + C.TAP_FIRST] = n;
+      }
+      if (st & State.IP_MISS) {
+        if (t < (flows.tapStart[f] as number)) flows.tapStart[f] = t;
+        if (t > (flows.tapEnd[f] as number)) flows.tapEnd[f] = t;
+      }
+    } else {
+      if ((st & State.IP_MISS) === 0) {
+        // every packet before this one was counted: their span is the flow's so far
+        st |= State.IP_MISS;
+        const seen = (st & State.TAP_SEEN) !== 0;
+        flows.tapStart[f] = seen ? (num[o + N.START] as number) : Number.POSITIVE_INFINITY;
+        flows.tapEnd[f] = seen ? (num[o + N.END] as number) : Number.NEGATIVE_INFINITY;
+      }
+      flows.addMiss(f, M.IP_FRAMES + dir, 1, wire);
+    }
+    if (hasPorts) {
+      if (l4Tap) {
+        if ((st & State.L4_SEEN) === 0) st |= State.L4_SEEN | (dir === 1 ? State.L4_DIR : 0);
+        if (st & State.L4_MISS) {
+          if (t < (flows.l4Start[f] as number)) flows.l4Start[f] = t;
+          if (t > (flows.l4End[f] as number)) flows.l4End[f] = t;
+        }
+      } else {
+        if ((st & State.L4_MISS) === 0) {
+          st |= State.L4_MISS;
+          const seen = (st & State.L4_SEEN) !== 0;
+          flows.l4Start[f] = seen ? (num[o + N.START] as number) : Number.POSITIVE_INFINITY;
+          flows.l4End[f] = seen ? (num[o + N.END] as number) : Number.NEGATIVE_INFINITY;
+        }
+        flows.addMiss(f, M.L4_FRAMES + dir, 1, wire);
+      }
+    }
+    table.u8[so] = st;
+    num[o + N.FRAMES + dir] = (num[o + N.FRAMES + dir] as number) + 1;
+    num[o + N.BYTES + dir] = (num[o + N.BYTES + dir] as number) + wire;
+    if (t < (num[o + N.START] as number)) num[o + N.START] = t;
+    else if (t > (num[o + N.END] as number)) num[o + N.END] = t;
+
+    // direction relative to the host
+    // (while the host is being inferred every mask is 0: the packet counts as "other" until inferHost() moves it)
+    this.countDirection(f, dir, wire, true);
+    if (this.inferring) {
+      const log = this.log;
+      const i = log.n++;
+      log.flow[i] = f;
+      log.dir[i] = dir;
+      log.t[i] = t;
+      log.bytes[i] = wire;
+      if (log.n === INFER_AFTER_PACKETS) this.inferHost();
+    }
+
+    let app = 0;
+    if (d.fragment === Fragment.NONE) {
+      if (transport === Transport.TCP) app = this.tcp(d, f, dir);
+      else if (transport === Transport.UDP && (sport === 53 || dport === 53)) {
+        app = App.DNS;
+        flows.setSmall(f, U.APP, App.DNS);
+        if (d.payloadCaptured >= 12) this.dnsMessage(d.buffer, d.payloadOffset, d.payloadOffset + d.payloadCaptured);
+      }
+    }
+    return app;
+  }
+
+  /** Counts a packet's direction relative to the host (its time in clock[0]). */
+  private countDirection(f: number, dir: number, wire: number, timeline: boolean): void {
+    const mask = this.flows.small(f, U.HOST);
+    const srcHost = (mask >> dir) & 1;
+    const dstHost = (mask >> (1 - dir)) & 1;
+    const cls = srcHost ? (dstHost ? 3 : Direction.OUT) : dstHost ? Direction.IN : 0;
+    this.volumePackets[cls] = (this.volumePackets[cls] as number) + 1;
+    this.volumeBytes[cls] = (this.volumeBytes[cls] as number) + wire;
+    const direction = cls === Direction.OUT || cls === Direction.IN ? cls : Direction.NONE;
+    if (timeline) this.timeline.add(wire, direction);
+    else this.timeline.addDirection(wire, direction);
+  }
+
+  /** Host mask of the flow whose key is in table.key. */
+  private hostMaskOf(v6: boolean): number {
+    const key = this.table.key;
+    let mask = 0;
+    if (v6) {
+      const h = this.hostV6;
+      for (let i = 0; i < h.length; i += 4) {
+        if (key[0] === h[i] && key[1] === h[i + 1] && key[2] === h[i + 2] && key[3] === h[i + 3]) mask |= 1;
+        if (key[4] === h[i] && key[5] === h[i + 1] && key[6] === h[i + 2] && key[7] === h[i + 3]) mask |= 2;
+      }
+    } else {
+      const h = this.hostV4;
+      for (let i = 0; i < h.length; i++) {
+        if (key[0] === h[i]) mask |= 1;
+        if (key[4] === h[i]) mask |= 2;
+      }
+    }
+    return mask;
+  }
+
+  /**
+   * Picks the host addresses from the flows seen so far: per IP version, the address in the most packets, if it is in
+   * at least half of that version's packets (loopback, multicast, broadcast, unspecified and IPv6 link-local
+   * addresses are not candidates). Then replays the logged packets' directions.
+   */
+  private inferHost(): void {
+    this.inferring = false;
+    const totals = [0, 0];
+    const keys = this.table.keys;
+    const flows = this.flows;
+    const addresses = new FlowTable(5, Math.max(16, this.table.size * 2));
+    const counts = new Float64Array(Math.max(16, this.table.size * 2));
+    const k = addresses.key;
+    for (let f = 0; f < this.table.size; f++) {
+      const base = f * FLOW_STRIDE_WORDS;
+      const v6 = ((keys[base + 9] as number) & META_V6) !== 0;
+      const packets = flows.frames(f, 0) + flows.frames(f, 1);
+      totals[v6 ? 1 : 0] = (totals[v6 ? 1 : 0] as number) + packets;
+      const same =
+        keys[base] === keys[base + 4] &&
+        keys[base + 1] === keys[base + 5] &&
+        keys[base + 2] === keys[base + 6] &&
+        keys[base + 3] === keys[base + 7];
+      for (let side = 0; side < (same ? 1 : 2); side++) {
+        const at = base + side * 4;
+        if (!candidate(v6, keys, at)) continue;
+        for (let i = 0; i < 4; i++) k[i] = keys[at + i] as number;
+        k[4] = v6 ? 1 : 0;
+        const e = addresses.findOrInsert();
+        counts[e] = (counts[e] as number) + packets;
+      }
+    }
+    const chosen: string[] = [];
+    for (const v6 of [false, true]) {
+      let best = -1;
+      for (let e = 0; e < addresses.size; e++) {
+        if (((addresses.keys[e * 5 + 4] as number) === 1) !== v6) continue;
+        if (best < 0 || (counts[e] as number) > (counts[best] as number)) best = e;
+      }
+      const total = totals[v6 ? 1 : 0] as number;
+      if (best >= 0 && (counts[best] as number) * 2 >= total) {
+        const words = Array.from(addresses.keys.subarray(best * 5, best * 5 + 4));
+        if (v6) this.hostV6.push(...words);
+        else this.hostV4.push(words[0] as number);
+        chosen.push(
+          `${v6 ? formatIPv6(words) : formatIPv4(words[0] as number)} (in ${Math.round((100 * (counts[best] as number)) / total)}% of IPv${v6 ? 6 : 4} packets)`,
+        );
+      }
+    }
+    if (chosen.length > 0) {
+      this.hostSource = 'inferred';
+      this.hostNote = `No host address was given; inferred from the first packets: ${chosen.join(', ')}.`;
+    } else {
+      this.hostNote =
+        'No host address was given and none could be inferred (no address is in half of the packets): directions are not reported.';
+    }
+    // host masks of the flows so far
+    const key = this.table.key;
+    for (let f = 0; f < this.table.size; f++) {
+      key.set(keys.subarray(f * FLOW_STRIDE_WORDS, f * FLOW_STRIDE_WORDS + KEY_WIDTH));
+      flows.setSmall(f, U.HOST, this.hostMaskOf(((key[9] as number) & META_V6) !== 0));
+    }
+    const log = this.log;
+    const now = this.clock[0] as number;
+    for (let i = 0; i < log.n; i++) {
+      this.clock[0] = log.t[i] as number;
+      this.volumePackets[0] = (this.volumePackets[0] as number) - 1;
+      this.volumeBytes[0] = (this.volumeBytes[0] as number) - (log.bytes[i] as number);
+      this.countDirection(log.flow[i] as number, log.dir[i] as number, log.bytes[i] as number, false);
+    }
+    this.clock[0] = now;
+    log.n = 0;
+  }
+
+  /**
+   * Tracks IP fragments as tshark's reassembly does: a datagram completes on the frame that fills its last gap.
+   * Sets fragPorts to the datagram's ports when its first fragment has been seen.
+   */
+  private fragment(d: DecodedPacket, v6: boolean): number {
+    const fp = this.fragPorts;
+    fp.known = false;
+    const id = v6
+      ? `6:${d.src.join(',')}>${d.dst.join(',')}:${d.ipId}`
+      : `4:${d.src[0]}>${d.dst[0]}:${d.ipId}:${d.protocol}`;
+    let entry = this.fragments.get(id);
+    if (d.fragment === Fragment.FIRST && (d.transport === Transport.TCP || d.transport === Transport.UDP)) {
+      fp.known = true;
+      fp.transport = d.transport;
+      fp.srcPort = d.srcPort;
+      fp.dstPort = d.dstPort;
+    } else if (entry && entry.transport !== 0) {
+      fp.known = true;
+      fp.transport = entry.transport;
+      fp.srcPort = entry.srcPort;
+      fp.dstPort = entry.dstPort;
+    }
+    const captured = d.ipOffset + d.ipTotalLength <= d.end && d.fragmentLength > 0;
+    if (!captured) return FRAG_NOT_REASSEMBLED;
+    if (!entry || entry.done) {
+      if (entry?.done) this.fragments.delete(id);
+      entry = { ranges: [], total: -1, done: false, transport: 0, srcPort: 0, dstPort: 0 };
+      this.fragments.set(id, entry);
+      if (this.fragments.size > MAX_FRAGMENT_DATAGRAMS) {
+        const oldest = this.fragments.keys().next().value;
+        if (oldest !== undefined) this.fragments.delete(oldest);
+      }
+    }
+    if (d.fragment === Fragment.FIRST && fp.known) {
+      entry.transport = fp.transport;
+      entry.srcPort = fp.srcPort;
+      entry.dstPort = fp.dstPort;
+    }
+    const start = d.fragmentOffset;
+    const end = start + d.fragmentLength;
+    entry.ranges.push(start, end);
+    if (!d.moreFragments) entry.total = end;
+    if (entry.total < 0) return FRAG_PENDING;
+    // complete when [0, total) is covered
+    const pairs: Array<[number, number]> = [];
+    for (let i = 0; i < entry.ranges.length; i += 2) {
+      pairs.push([entry.ranges[i] as number, entry.ranges[i + 1] as number]);
+    }
+    pairs.sort((a, b) => a[0] - b[0]);
+    let covered = 0;
+    for (const [s, e] of pairs) {
+      if (s > covered) break;
+      if (e > covered) covered = e;
+    }
+    if (covered < entry.total) return FRAG_PENDING;
+    entry.done = true;
+    return FRAG_COMPLETE;
+  }
+
+  private tcp(d: DecodedPacket, f: number, dir: number): number {
+    const t = this.clock[0] as number;
+    const flows = this.flows;
+    const num = this.table.f64;
+    const u8 = this.table.u8;
+    const o = dbl(f, 0);
+    const uo = byte(f, 0);
+    const cold = flows.cold;
+    const co = f * 8;
+    this.tcpSegments++;
+    const flags = d.tcpFlags;
+    const payload = d.payloadLength;
+    const segLen = payload + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
+    let bits = u8[uo + U.TCP] as number;
+    const seqBit = dir === 0 ? FlowBit.SEQ0 : FlowBit.SEQ1;
+    const seq = d.seq;
+    const nextAt = o + N.NEXT_SEQ + dir;
+    if (segLen > 0) {
+      this.tcpDataSegments++;
+      if (bits & seqBit) {
+        const next = num[nextAt] as number;
+        const behind = ((seq - next) | 0) < 0;
+        const keepAlive =
+          payload <= 1 && (flags & (TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST)) === 0 && (seq + 1) >>> 0 === next;
+        if (behind && !keepAlive) {
+          this.retransmissions++;
+          this.retransmittedBytes += payload;
+          cold[co + C.RETRANS] = (cold[co + C.RETRANS] as number) + 1;
+        }
+      }
+    }
+    const end = (seq + segLen) >>> 0;
+    if (!(bits & seqBit) || ((end - (num[nextAt] as number)) | 0) > 0) {
+      num[nextAt] = end;
+      bits |= seqBit;
+    }
+    if (flags & TcpFlag.RST) {
+      this.resets++;
+      cold[co + C.RESETS] = (cold[co + C.RESETS] as number) + 1;
+      bits |= FlowBit.RST;
+      if (bits & FlowBit.SYN && dir !== u8[uo + U.SYN_DIR]) bits |= FlowBit.RST_FROM_RESPONDER;
+    } else if (d.window === 0 && (flags & (TcpFlag.SYN | TcpFlag.FIN)) === 0) {
+      this.zeroWindows++;
+      cold[co + C.ZERO_WINDOWS] = (cold[co + C.ZERO_WINDOWS] as number) + 1;
+    }
+    if (flags & TcpFlag.SYN) {
+      if (!(flags & TcpFlag.ACK)) {
+        if (!(bits & FlowBit.SYN_ACK)) {
+          cold[co + C.SYN_TIME] = t;
+          u8[uo + U.SYN_DIR] = dir;
+          bits |= FlowBit.SYN;
+        }
+      } else if (bits & FlowBit.SYN && !(bits & FlowBit.SYN_ACK) && dir !== u8[uo + U.SYN_DIR]) {
+        cold[co + C.RTT] = t - (cold[co + C.SYN_TIME] as number);
+        bits |= FlowBit.SYN_ACK;
+      }
+    }
+    u8[uo + U.TCP] = bits;
+
+    const captured = d.payloadCaptured;
+    if (captured === 0) {
+      const app = u8[uo + U.APP] as number;
+      return app === App.TLS || app === App.HTTP ? -app : 0;
+    }
+    let app = u8[uo + U.APP] as number;
+    const data = d.buffer;
+    const p = d.payloadOffset;
+    const e = p + captured;
+    if (app === App.UNKNOWN) {
+      const start = classifyStart(data, p, e);
+      if (start === Start.TLS_CLIENT_HELLO) {
+        app = App.TLS;
+        this.clientHello(data, p, e, f, dir, seq, payload);
+      } else if (start === Start.TLS) {
+        app = App.TLS;
+      } else if (start === Start.HTTP_REQUEST || start === Start.HTTP_RESPONSE) {
+        app = App.HTTP;
+      } else {
+        const tries = (u8[uo + U.TRIES] as number) + 1;
+        u8[uo + U.TRIES] = tries;
+        if (tries >= 4) app = App.OTHER;
+      }
+      u8[uo + U.APP] = app;
+    } else if (app === App.TLS) {
+      const pending = this.pendingHello.get(f);
+      if (pending && pending.dir === dir) this.continueHello(pending, data, p, e, f, seq, payload);
+    }
+    if (app === App.HTTP) this.httpSegment(data, p, e, f);
+    return app;
+  }
+
+  private clientHello(
+    data: Uint8Array,
+    p: number,
+    e: number,
+    f: number,
+    dir: number,
+    seq: number,
+    payload: number,
+  ): void {
+    const need = Math.min(clientHelloLength(data, p, e), MAX_PENDING_HELLO_BYTES);
+    if (need > e - p && e - p === payload) {
+      const buf = new Uint8Array(need);
+      buf.set(data.subarray(p, e));
+      this.pendingHello.set(f, { dir, nextSeq: (seq + payload) >>> 0, buf, length: e - p, need, segments: 1 });
+      return;
+    }
+    this.sni(parseClientHello(data, p, e)?.sni, f, dir);
+  }
+
+  private continueHello(
+    h: PendingHello,
+    data: Uint8Array,
+    p: number,
+    e: number,
+    f: number,
+    seq: number,
+    payload: number,
+  ): void {
+    if (seq !== h.nextSeq) {
+      if (++h.segments > 8) this.finishHello(h, f);
+      return;
+    }
+    const n = Math.min(e - p, h.need - h.length);
+    h.buf.set(data.subarray(p, p + n), h.length);
+    h.length += n;
+    h.nextSeq = (seq + payload) >>> 0;
+    if (h.length >= h.need || e - p < payload || ++h.segments > 8) this.finishHello(h, f);
+  }
+
+  private finishHello(h: PendingHello, f: number): void {
+    this.pendingHello.delete(f);
+    this.sni(parseClientHello(h.buf, 0, h.length)?.sni, f, h.dir);
+  }
+
+  /** Records a ClientHello's server name; `dir` is the ClientHello's direction (the server received it). */
+  private sni(sni: string | undefined, f: number, dir: number): void {
+    if (!sni) return;
+    const name = sni.toLowerCase();
+    this.flowNames.set(f, name);
+    let row = this.tls.get(name);
+    if (!row) {
+      if (this.tls.size >= MAX_NAME_ROWS) {
+        this.omitted.tls++;
+        return;
+      }
+      row = { flows: 0, servers: new Set() };
+      this.tls.set(name, row);
+    }
+    row.flows++;
+    if (row.servers.size < 16) row.servers.add(flowAddressText(this.table.keys, f, dir === 0 ? 1 : 0));
+  }
+
+  private httpSegment(data: Uint8Array, p: number, e: number, f: number): void {
+    const start = classifyStart(data, p, e);
+    if (start === Start.HTTP_REQUEST) {
+      const req = parseHttpRequest(data, p, e);
+      if (!req) return;
+      if (req.host && !this.flowNames.has(f)) this.flowNames.set(f, req.host);
+      const id = `${req.method} ${req.host} ${req.path}`;
+      let row = this.http.get(id);
+      if (!row) {
+        if (this.http.size >= MAX_NAME_ROWS) {
+          this.omitted.http++;
+          return;
+        }
+        row = { method: req.method, host: req.host, path: req.path, requests: 0, statuses: {} };
+        this.http.set(id, row);
+      }
+      row.requests++;
+      const queue = this.pendingHttp.get(f);
+      if (queue) {
+        if (queue.length < 64) queue.push(row);
+      } else this.pendingHttp.set(f, [row]);
+    } else if (start === Start.HTTP_RESPONSE) {
+      const status = parseHttpStatus(data, p, e);
+      const row = this.pendingHttp.get(f)?.shift();
+      if (row && status !== undefined && status >= 100) {
+        // 1xx responses are interim: the request waits for its final status
+        if (status < 200) this.pendingHttp.get(f)?.unshift(row);
+        else row.statuses[status] = (row.statuses[status] ?? 0) + 1;
+      }
+    }
+  }
+
+  private dnsMessage(data: Uint8Array, p: number, e: number): void {
+    const m = parseDns(data, p, e);
+    if (!m) return;
+    const type = dnsTypeName(m.type);
+    const id = `${m.name} ${type}`;
+    let row = this.dns.get(id);
+    if (!row) {
+      if (this.dns.size >= MAX_NAME_ROWS) {
+        this.omitted.dns++;
+        return;
+      }
+      row = { name: m.name, type, queries: 0, responses: 0, rcodes: {}, answers: new Set() };
+      this.dns.set(id, row);
+    }
+    if (!m.response) {
+      row.queries++;
+      return;
+    }
+    row.responses++;
+    const rcode = dnsRcodeName(m.rcode);
+    row.rcodes[rcode] = (row.rcodes[rcode] ?? 0) + 1;
+    for (const a of m.answers) {
+      if (!a.data) continue;
+      if (row.answers.size < 32) row.answers.add(a.data);
+      if ((a.type === 1 || a.type === 28) && this.addressNames.size < 100_000) {
+        let names = this.addressNames.get(a.data);
+        if (!names) {
+          names = new Set();
+          this.addressNames.set(a.data, names);
+        }
+        if (names.size < 8) names.add(m.name);
+      }
+    }
+  }
+
+  /** Builds the report; `read` is the reader's result (file facts, warnings). */
+  finish(read?: ReadResult, context: FinishContext = {}): Report {
+    if (this.inferring) this.inferHost();
+    for (const [f, h] of this.pendingHello) this.finishHello(h, f);
+    return buildReport(this, read, context);
+  }
+}
+
+/** Whether the address at keys[at] may be a host's own: not loopback, multicast, broadcast, unspecified, link-local. */
+function candidate(v6: boolean, keys: Uint32Array, at: number): boolean {
+  const w = keys[at] as number;
+  if (!v6) {
+    const first = w >>> 24;
+    return !(first === 127 || first === 0 || first >= 224);
+  }
+  if (w >>> 24 === 0xff) return false; // multicast
+  if (w >>> 22 === 0x3fa) return false; // fe80::/10
+  const zeroHead = w === 0 && keys[at + 1] === 0 && keys[at + 2] === 0;
+  return !(zeroHead && (keys[at + 3] as number) >>> 0 <= 1); // :: and ::1
+}
+
+/** Text of one side of flow f (side 0: low, 1: high). */
+export function flowAddressText(keys: Uint32Array, f: number, side: number): string {
+  const base = f * FLOW_STRIDE_WORDS;
+  const v6 = ((keys[base + 9] as number) & META_V6) !== 0;
+  const at = base + (side === 1 ? 4 : 0);
+  return v6 ? formatIPv6(keys, at) : formatIPv4(keys[at] as number);
+}
+
+// Protocol stacks: link(6) × vlan(2) × network(5) × transport(7) × app(4)
+const NET_INDEX = new Uint8Array(16).fill(4);
+NET_INDEX[Net.NONE] = 0;
+NET_INDEX[Net.IPV4] = 1;
+NET_INDEX[Net.IPV6] = 2;
+NET_INDEX[Net.ARP] = 3;
+export const STACKS = 6 * 2 * 5 * 7 * 4;
+
+/** Stack id of a decoded packet; app < 0 marks a TLS/HTTP flow's packet without payload (counted at TCP). */
+export function stackId(d: DecodedPacket, app: number): number {
+  const link = d.link * 2 + (d.vlanDepth > 0 ? 1 : 0);
+  const net = NET_INDEX[d.network & 15] as number;
+  let l4 = 0;
+  if (net === 1 || net === 2) {
+    switch (d.transport) {
+      case Transport.TCP:
+        l4 = 1;
+        break;
+      case Transport.UDP:
+        l4 = 2;
+        break;
+      case Transport.ICMP:
+        l4 = 3;
+        break;
+      case Transport.ICMPV6:
+        l4 = 4;
+        break;
+      case Transport.OTHER:
+        l4 = 5;
+        break;
+      default:
+        l4 = d.fragment === Fragment.LATER ? 6 : 0;
+    }
+  }
+  const a = app > 0 && app < App.OTHER ? app : 0;
+  return ((link * 5 + net) * 7 + l4) * 4 + a;
+}
+
+export function decodeStackId(id: number): { link: number; vlan: boolean; net: number; l4: number; app: number } {
+  const app = id % 4;
+  let rest = (id - app) / 4;
+  const l4 = rest % 7;
+  rest = (rest - l4) / 7;
+  const net = rest % 5;
+  rest = (rest - net) / 5;
+  return { link: rest >> 1, vlan: (rest & 1) === 1, net, l4, app };
+}
+
+export { Link };

@@ -1,0 +1,866 @@
+import { formatIPv4, formatIPv6 } from '../pcap/decode.js';
+import { LinkType, type ReadResult } from '../pcap/types.js';
+import type { Analyzer } from './analyzer.js';
+import {
+  APP_NAMES,
+  App,
+  C,
+  DEFAULT_MAX_ROWS,
+  decodeStackId,
+  FLOW_STRIDE_WORDS,
+  FlowBit,
+  META_PORTS,
+  META_V6,
+  STACKS,
+  State,
+  U,
+} from './analyzer.js';
+import { explain, type RemoteFacts } from './explain.js';
+import { FlowTable } from './flow-table.js';
+import type { Conversation, Endpoint, Peer, ProtocolNode, Report, Summary, TcpHealth } from './report.js';
+import { REPORT_VERSION } from './report.js';
+
+export interface FinishContext {
+  path?: string;
+  fileSize?: number;
+  /** A report of another capture to compare with. */
+  baseline?: Report;
+  baselineFile?: string;
+}
+
+const LINK_NAMES: Record<number, string> = Object.fromEntries(Object.entries(LinkType).map(([k, v]) => [v, k]));
+export function linkTypeName(linkType: number): string {
+  return LINK_NAMES[linkType] ?? `LINKTYPE_${linkType}`;
+}
+
+/** ISO-8601 UTC of base + rel ns, with `digits` fractional digits. */
+export function isoTime(baseSeconds: number, baseNanos: number, relNs: number, digits: number): string {
+  const total = baseNanos + relNs;
+  const carry = Math.floor(total / 1e9);
+  const seconds = baseSeconds + carry;
+  const nanos = Math.round(total - carry * 1e9);
+  const date = new Date(seconds * 1000);
+  const head = Number.isNaN(date.getTime()) ? '1970-01-01T00:00:00' : date.toISOString().slice(0, 19);
+  if (digits <= 0) return `${head}Z`;
+  return `${head}.${String(nanos).padStart(9, '0').slice(0, digits)}Z`;
+}
+
+function precisionDigits(tsUnitNanos: number): number {
+  if (!(tsUnitNanos > 0)) return 9;
+  return Math.min(9, Math.max(0, Math.ceil(-Math.log10(tsUnitNanos * 1e-9) - 1e-9)));
+}
+
+/** Indices 0..count-1 with the largest weights first (ties: larger `second`, then lower index); at most `limit`. */
+export function topIndices(weights: Float64Array, seconds: Float64Array, count: number, limit: number): number[] {
+  let picked: number[];
+  if (count <= limit) {
+    picked = new Array<number>(count);
+    for (let i = 0; i < count; i++) picked[i] = i;
+  } else {
+    // the limit-th largest weight; rows above it all make the cut, rows equal to it only until the list is full
+    const threshold = weights.slice(0, count).sort()[count - limit] as number;
+    picked = [];
+    for (let i = 0; i < count; i++) if ((weights[i] as number) > threshold) picked.push(i);
+    const ties: number[] = [];
+    for (let i = 0; i < count; i++) if (weights[i] === threshold) ties.push(i);
+    if (ties.length + picked.length > limit) {
+      ties.sort((x, y) => (seconds[y] as number) - (seconds[x] as number) || x - y);
+      ties.length = limit - picked.length;
+    }
+    picked.push(...ties);
+  }
+  picked.sort(
+    (x, y) =>
+      (weights[y] as number) - (weights[x] as number) || (seconds[y] as number) - (seconds[x] as number) || x - y,
+  );
+  return picked.length > limit ? picked.slice(0, limit) : picked;
+}
+
+/** A column of `count` values. */
+function column(count: number, value: (i: number) => number): Float64Array {
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i++) out[i] = value(i);
+  return out;
+}
+
+function addressText(words: Uint32Array, at: number, v6: boolean): string {
+  return v6 ? formatIPv6(words, at) : formatIPv4(words[at] as number);
+}
+
+const NS = 1e9;
+
+export function buildReport(a: Analyzer, read: ReadResult | undefined, context: FinishContext): Report {
+  const maxRows = a.options.maxRows ?? DEFAULT_MAX_ROWS;
+  const keys = a.table.keys;
+  const flows = a.flows;
+  const nFlows = a.table.size;
+  const warnings = [...(read?.warnings ?? []), ...a.warnings];
+
+  // ---- summary
+  const info = read?.info;
+  const interfaces = (info?.interfaces ?? []).map((i) => ({
+    ...(i.name !== undefined ? { name: i.name } : {}),
+    linkType: linkTypeName(i.linkType),
+    snaplen: i.snaplen,
+  }));
+  const linkTypes = [
+    ...new Set(
+      info && info.interfaces.length > 0
+        ? info.interfaces.map((i) => linkTypeName(i.linkType))
+        : [...a.linkTypes].map(linkTypeName),
+    ),
+  ];
+  const digits =
+    info && info.interfaces.length > 0 ? Math.max(...info.interfaces.map((i) => precisionDigits(i.tsUnitNanos))) : 9;
+  // each time with its packet's interface precision (as capinfos prints a pcapng of mixed resolutions)
+  const digitsOf = (iface: number) => {
+    const i = info?.interfaces[iface];
+    return i ? precisionDigits(i.tsUnitNanos) : digits;
+  };
+  const hasPackets = a.packets > 0;
+  const durationNs = hasPackets ? a.maxT - a.minT : 0;
+  const duration = durationNs / NS;
+  const perSecond = (x: number) => (duration > 0 ? x / duration : null);
+  const summary: Summary = {
+    format: info?.format ?? 'unknown',
+    linkTypes,
+    snaplen: info && info.interfaces.length > 0 ? Math.max(...info.interfaces.map((i) => i.snaplen)) : 0,
+    interfaces,
+    timePrecision: digits,
+    packets: a.packets,
+    bytes: a.bytes,
+    capturedBytes: a.capturedBytes,
+    fileBytes: read?.fileBytes ?? context.fileSize ?? 0,
+    ...(hasPackets
+      ? {
+          firstTime: isoTime(a.baseSeconds, a.baseNanos, a.minT, digitsOf(a.minInterface)),
+          lastTime: isoTime(a.baseSeconds, a.baseNanos, a.maxT, digitsOf(a.maxInterface)),
+        }
+      : {}),
+    duration,
+    packetsPerSecond: perSecond(a.packets),
+    bytesPerSecond: perSecond(a.bytes),
+    bitsPerSecond: perSecond(a.bytes * 8),
+    averagePacketSize: a.packets > 0 ? a.bytes / a.packets : null,
+    packetsCut: a.packetsCut,
+    truncated: read?.truncated ?? false,
+    warnings,
+    comments: info?.comments ?? [],
+  };
+
+  // ---- protocol hierarchy
+  const protocols = protocolTree(a);
+
+  // ---- IP conversations: flows aggregated by address pair
+  const ipTable = new FlowTable(9, Math.max(16, nFlows));
+  const ipFrames = new Float64Array(Math.max(1, nFlows) * 2);
+  const ipBytes = new Float64Array(Math.max(1, nFlows) * 2);
+  const ipFirst = new Float64Array(Math.max(1, nFlows)).fill(-1);
+  const ipFirstDir = new Uint8Array(Math.max(1, nFlows));
+  const ipStart = new Float64Array(Math.max(1, nFlows));
+  const ipEnd = new Float64Array(Math.max(1, nFlows));
+  for (let f = 0; f < nFlows; f++) {
+    const t0 = flows.tapFrames(f, 0);
+    const t1 = flows.tapFrames(f, 1);
+    if (t0 + t1 === 0) continue;
+    const base = f * FLOW_STRIDE_WORDS;
+    const k = ipTable.key;
+    for (let i = 0; i < 8; i++) k[i] = keys[base + i] as number;
+    k[8] = (keys[base + 9] as number) & META_V6;
+    const c = ipTable.findOrInsert();
+    const same = sameAddresses(keys, base);
+    for (let dir = 0; dir < 2; dir++) {
+      const ipDir = same ? 0 : dir;
+      ipFrames[2 * c + ipDir] = (ipFrames[2 * c + ipDir] as number) + flows.tapFrames(f, dir);
+      ipBytes[2 * c + ipDir] = (ipBytes[2 * c + ipDir] as number) + flows.tapBytes(f, dir);
+    }
+    const first = flows.field(f, C.TAP_FIRST);
+    if (ipTable.inserted || first < (ipFirst[c] as number)) {
+      ipFirst[c] = first;
+      ipFirstDir[c] = same ? 0 : flows.state(f) & State.TAP_DIR ? 1 : 0;
+    }
+    if (ipTable.inserted || flows.tapStartOf(f) < (ipStart[c] as number)) ipStart[c] = flows.tapStartOf(f);
+    if (ipTable.inserted || flows.tapEndOf(f) > (ipEnd[c] as number)) ipEnd[c] = flows.tapEndOf(f);
+  }
+  const ipConv = (v6: boolean) => {
+    const rows: number[] = [];
+    for (let c = 0; c < ipTable.size; c++) if (((ipTable.keys[c * 9 + 8] as number) !== 0) === v6) rows.push(c);
+    const bytes = column(
+      rows.length,
+      (i) => (ipBytes[2 * (rows[i] as number)] as number) + (ipBytes[2 * (rows[i] as number) + 1] as number),
+    );
+    const frames = column(
+      rows.length,
+      (i) => (ipFrames[2 * (rows[i] as number)] as number) + (ipFrames[2 * (rows[i] as number) + 1] as number),
+    );
+    const top = topIndices(bytes, frames, rows.length, maxRows);
+    const list: Conversation[] = top.map((i) => {
+      const c = rows[i] as number;
+      const d = ipFirstDir[c] as number;
+      const k = ipTable.keys;
+      return conversation(
+        addressText(k, c * 9 + (d === 0 ? 0 : 4), v6),
+        addressText(k, c * 9 + (d === 0 ? 4 : 0), v6),
+        undefined,
+        undefined,
+        ipFrames[2 * c + d] as number,
+        ipBytes[2 * c + d] as number,
+        ipFrames[2 * c + 1 - d] as number,
+        ipBytes[2 * c + 1 - d] as number,
+        (ipStart[c] as number) / NS,
+        ((ipEnd[c] as number) - (ipStart[c] as number)) / NS,
+      );
+    });
+    return { list, omitted: rows.length - list.length };
+  };
+  const conv4 = ipConv(false);
+  const conv6 = ipConv(true);
+
+  // ---- TCP/UDP conversations: the flows themselves
+  const l4Conv = (proto: number) => {
+    const rows: number[] = [];
+    for (let f = 0; f < nFlows; f++) {
+      const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
+      if ((meta & 0xff) !== proto || !(meta & META_PORTS)) continue;
+      if (flows.l4Frames(f, 0) + flows.l4Frames(f, 1) > 0) rows.push(f);
+    }
+    const bytes = column(rows.length, (i) => flows.l4Bytes(rows[i] as number, 0) + flows.l4Bytes(rows[i] as number, 1));
+    const frames = column(
+      rows.length,
+      (i) => flows.l4Frames(rows[i] as number, 0) + flows.l4Frames(rows[i] as number, 1),
+    );
+    const top = topIndices(bytes, frames, rows.length, maxRows);
+    const list = top.map((i) => {
+      const f = rows[i] as number;
+      const d = flows.state(f) & State.L4_DIR ? 1 : 0;
+      const base = f * FLOW_STRIDE_WORDS;
+      const v6 = ((keys[base + 9] as number) & META_V6) !== 0;
+      const ports = keys[base + 8] as number;
+      const loPort = ports >>> 16;
+      const hiPort = ports & 0xffff;
+      const row = conversation(
+        addressText(keys, base + (d === 0 ? 0 : 4), v6),
+        addressText(keys, base + (d === 0 ? 4 : 0), v6),
+        d === 0 ? loPort : hiPort,
+        d === 0 ? hiPort : loPort,
+        flows.l4Frames(f, d),
+        flows.l4Bytes(f, d),
+        flows.l4Frames(f, 1 - d),
+        flows.l4Bytes(f, 1 - d),
+        flows.l4StartOf(f) / NS,
+        (flows.l4EndOf(f) - flows.l4StartOf(f)) / NS,
+      );
+      const app = APP_NAMES[flows.small(f, U.APP)];
+      if (app) row.app = app;
+      const name = a.flowNames.get(f);
+      if (name) row.name = name;
+      return row;
+    });
+    return { list, omitted: rows.length - list.length };
+  };
+  const convTcp = l4Conv(6);
+  const convUdp = l4Conv(17);
+
+  // ---- endpoints: both sides of every conversation
+  const ipTally = new Tally(Math.max(16, ipTable.size * 2));
+  const ipKeys = ipTable.keys;
+  for (let c = 0; c < ipTable.size; c++) {
+    const at = c * 9;
+    const meta = ipKeys[at + 8] as number;
+    const f0 = ipFrames[2 * c] as number;
+    const f1 = ipFrames[2 * c + 1] as number;
+    const b0 = ipBytes[2 * c] as number;
+    const b1 = ipBytes[2 * c + 1] as number;
+    if (sameWords(ipKeys, at, at + 4)) {
+      ipTally.add(ipKeys, at, 0, meta, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
+    } else {
+      ipTally.add(ipKeys, at, 0, meta, f0, b0, f1, b1);
+      ipTally.add(ipKeys, at + 4, 0, meta, f1, b1, f0, b0);
+    }
+  }
+  const l4Tally = new Tally(Math.max(16, nFlows * 2));
+  for (let f = 0; f < nFlows; f++) {
+    const base = f * FLOW_STRIDE_WORDS;
+    const meta = keys[base + 9] as number;
+    const proto = meta & 0xff;
+    if ((proto !== 6 && proto !== 17) || !(meta & META_PORTS)) continue;
+    const f0 = flows.l4Frames(f, 0);
+    const f1 = flows.l4Frames(f, 1);
+    if (f0 + f1 === 0) continue;
+    const b0 = flows.l4Bytes(f, 0);
+    const b1 = flows.l4Bytes(f, 1);
+    const ports = keys[base + 8] as number;
+    const loPort = ports >>> 16;
+    const hiPort = ports & 0xffff;
+    const tag = meta & (0xff | META_V6);
+    if (loPort === hiPort && sameAddresses(keys, base)) {
+      l4Tally.add(keys, base, loPort, tag, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
+    } else {
+      l4Tally.add(keys, base, loPort, tag, f0, b0, f1, b1);
+      l4Tally.add(keys, base + 4, hiPort, tag, f1, b1, f0, b0);
+    }
+  }
+  const ipEndpoints = (v6: boolean) => ipTally.rows(v6 ? META_V6 : 0, maxRows, false);
+  const l4Endpoints = (proto: number) => ({
+    list: [...l4Tally.rows(proto, maxRows, true).list, ...l4Tally.rows(proto | META_V6, maxRows, true).list]
+      .sort((x, y) => y.bytes - x.bytes || y.frames - x.frames)
+      .slice(0, maxRows),
+    omitted: Math.max(0, l4Tally.count(proto) + l4Tally.count(proto | META_V6) - maxRows),
+  });
+  const ep4 = ipEndpoints(false);
+  const ep6 = ipEndpoints(true);
+  const epTcp = l4Endpoints(6);
+  const epUdp = l4Endpoints(17);
+
+  // ---- traffic relative to the host
+  const hostAddresses = [
+    ...a.hostV4.map((w) => formatIPv4(w)),
+    ...Array.from({ length: a.hostV6.length / 4 }, (_, i) => formatIPv6(a.hostV6, i * 4)),
+  ];
+  const remote = remoteFacts(a);
+  const vol = (i: number) => ({ packets: a.volumePackets[i] as number, bytes: a.volumeBytes[i] as number });
+  const traffic = {
+    outbound: vol(1),
+    inbound: vol(2),
+    local: vol(3),
+    other: vol(0),
+    nonIp: vol(4),
+    topDestinations: remote.top('address', 'out', 10),
+    topSources: remote.top('address', 'in', 10),
+    topDestinationServices: remote.top('service', 'out', 10),
+    topSourceServices: remote.top('service', 'in', 10),
+    topDestinationPorts: remote.topPorts(10),
+  };
+
+  // ---- timeline (quarters first, on the fine bins)
+  const tl = a.timeline;
+  const span = tl.count * tl.binNs;
+  const quarters =
+    hasPackets && tl.count >= 8
+      ? {
+          firstOut: tl.sum(tl.outBytes, 0, span / 4),
+          lastOut: tl.sum(tl.outBytes, span - span / 4, span),
+          firstIn: tl.sum(tl.inBytes, 0, span / 4),
+          lastIn: tl.sum(tl.inBytes, span - span / 4, span),
+          quarterSeconds: span / 4 / NS,
+        }
+      : undefined;
+  const bins = tl.finish(Math.max(0, a.maxT));
+  const [packets, bytes, outPackets, outBytes, inPackets, inBytes] = bins.columns as [
+    number[],
+    number[],
+    number[],
+    number[],
+    number[],
+    number[],
+  ];
+  if (tl.widened) warnings.push(`The timeline bins were widened to ${bins.binNs / NS} s to stay within 100000 bins.`);
+  const timeline = {
+    binSeconds: bins.binNs / NS,
+    ...(hasPackets ? { start: isoTime(a.baseSeconds, a.baseNanos, 0, digits) } : {}),
+    packets,
+    bytes,
+    outPackets,
+    outBytes,
+    inPackets,
+    inBytes,
+  };
+
+  // ---- TCP health
+  const tcp = tcpHealth(a);
+
+  // ---- names
+  const dnsRows = [...a.dns.values()];
+  dnsRows.sort((x, y) => y.queries + y.responses - (x.queries + x.responses));
+  const tlsRows = [...a.tls.entries()].sort((x, y) => y[1].flows - x[1].flows);
+  const httpRows = [...a.http.values()].sort((x, y) => y.requests - x.requests);
+  const names = {
+    dns: dnsRows.slice(0, maxRows).map((r) => ({
+      name: r.name,
+      type: r.type,
+      queries: r.queries,
+      responses: r.responses,
+      rcodes: r.rcodes,
+      answers: [...r.answers],
+    })),
+    tls: tlsRows.slice(0, maxRows).map(([sni, r]) => ({ sni, flows: r.flows, servers: [...r.servers] })),
+    http: httpRows.slice(0, maxRows).map((r) => ({ ...r })),
+    omitted: {
+      dns: a.omitted.dns + Math.max(0, dnsRows.length - maxRows),
+      tls: a.omitted.tls + Math.max(0, tlsRows.length - maxRows),
+      http: a.omitted.http + Math.max(0, httpRows.length - maxRows),
+    },
+  };
+
+  const report: Report = {
+    version: REPORT_VERSION,
+    ...(context.path !== undefined || context.fileSize !== undefined
+      ? {
+          file: {
+            ...(context.path !== undefined ? { path: context.path } : {}),
+            ...(context.fileSize !== undefined ? { size: context.fileSize } : {}),
+          },
+        }
+      : {}),
+    summary,
+    protocols,
+    conversations: {
+      ipv4: conv4.list,
+      ipv6: conv6.list,
+      tcp: convTcp.list,
+      udp: convUdp.list,
+      omitted: { ipv4: conv4.omitted, ipv6: conv6.omitted, tcp: convTcp.omitted, udp: convUdp.omitted },
+    },
+    endpoints: {
+      ipv4: ep4.list,
+      ipv6: ep6.list,
+      tcp: epTcp.list,
+      udp: epUdp.list,
+      omitted: { ipv4: ep4.omitted, ipv6: ep6.omitted, tcp: epTcp.omitted, udp: epUdp.omitted },
+    },
+    hosts: {
+      addresses: hostAddresses,
+      source: a.hostSource,
+      ...(a.hostNote ? { note: a.hostNote } : {}),
+    },
+    traffic,
+    timeline,
+    tcp,
+    names,
+    explanation: {
+      sentences: [],
+      outbound: {
+        bytes: 0,
+        firstQuarterBitsPerSecond: null,
+        lastQuarterBitsPerSecond: null,
+        topServices: [],
+        newDestinations: [],
+      },
+      inbound: { bytes: 0, firstQuarterBitsPerSecond: null, lastQuarterBitsPerSecond: null },
+    },
+  };
+  report.explanation = explain(report, {
+    quarters,
+    remote,
+    baseline: context.baseline,
+    baselineFile: context.baselineFile,
+  });
+  return report;
+}
+
+function conversation(
+  a: string,
+  b: string,
+  portA: number | undefined,
+  portB: number | undefined,
+  framesAtoB: number,
+  bytesAtoB: number,
+  framesBtoA: number,
+  bytesBtoA: number,
+  relStart: number,
+  duration: number,
+): Conversation {
+  return {
+    a,
+    b,
+    ...(portA !== undefined ? { portA, portB: portB as number } : {}),
+    framesAtoB,
+    bytesAtoB,
+    framesBtoA,
+    bytesBtoA,
+    frames: framesAtoB + framesBtoA,
+    bytes: bytesAtoB + bytesBtoA,
+    relStart,
+    duration,
+  };
+}
+
+/** Endpoint counters: (address, port, tag) → tx/rx frames and bytes, kept in the hash table's records. */
+class Tally {
+  /** key: 4 address words, port, tag; then 4 doubles (tx frames, tx bytes, rx frames, rx bytes) from word 6. */
+  readonly table: FlowTable;
+  constructor(initial: number) {
+    this.table = new FlowTable(6, initial, 14);
+  }
+
+  add(
+    src: Uint32Array,
+    at: number,
+    port: number,
+    tag: number,
+    txF: number,
+    txB: number,
+    rxF: number,
+    rxB: number,
+  ): void {
+    const k = this.table.key;
+    k[0] = src[at] as number;
+    k[1] = src[at + 1] as number;
+    k[2] = src[at + 2] as number;
+    k[3] = src[at + 3] as number;
+    k[4] = port;
+    k[5] = tag;
+    const e = this.table.findOrInsert();
+    const d = this.table.f64;
+    const o = e * 7 + 3;
+    d[o] = (d[o] as number) + txF;
+    d[o + 1] = (d[o + 1] as number) + txB;
+    d[o + 2] = (d[o + 2] as number) + rxF;
+    d[o + 3] = (d[o + 3] as number) + rxB;
+  }
+
+  count(tag: number): number {
+    let n = 0;
+    for (let e = 0; e < this.table.size; e++) if (this.table.keys[e * 14 + 5] === tag) n++;
+    return n;
+  }
+
+  /** The endpoints with `tag`, largest first. */
+  rows(tag: number, maxRows: number, withPort: boolean): { list: Endpoint[]; omitted: number } {
+    const t = this.table;
+    const d = t.f64;
+    const picked: number[] = [];
+    for (let e = 0; e < t.size; e++) if (t.keys[e * 14 + 5] === tag) picked.push(e);
+    const bytes = column(
+      picked.length,
+      (i) => (d[(picked[i] as number) * 7 + 4] as number) + (d[(picked[i] as number) * 7 + 6] as number),
+    );
+    const frames = column(
+      picked.length,
+      (i) => (d[(picked[i] as number) * 7 + 3] as number) + (d[(picked[i] as number) * 7 + 5] as number),
+    );
+    const top = topIndices(bytes, frames, picked.length, maxRows);
+    const v6 = (tag & META_V6) !== 0;
+    const list = top.map((i) => {
+      const e = picked[i] as number;
+      const o = e * 7 + 3;
+      return {
+        address: addressText(t.keys, e * 14, v6),
+        ...(withPort ? { port: t.keys[e * 14 + 4] as number } : {}),
+        frames: frames[i] as number,
+        bytes: bytes[i] as number,
+        txFrames: d[o] as number,
+        txBytes: d[o + 1] as number,
+        rxFrames: d[o + 2] as number,
+        rxBytes: d[o + 3] as number,
+      };
+    });
+    return { list, omitted: picked.length - list.length };
+  }
+}
+
+function sameWords(k: Uint32Array, x: number, y: number): boolean {
+  return k[x] === k[y] && k[x + 1] === k[y + 1] && k[x + 2] === k[y + 2] && k[x + 3] === k[y + 3];
+}
+function sameAddresses(keys: Uint32Array, base: number): boolean {
+  return sameWords(keys, base, base + 4);
+}
+
+const LINK_LABELS = ['other', 'eth', 'sll', 'sll', 'null', 'raw'];
+const NET_LABELS = ['', 'ip', 'ipv6', 'arp', 'other'];
+const L4_LABELS = ['', 'tcp', 'udp', 'icmp', 'icmpv6', 'other', 'fragment'];
+
+function protocolTree(a: Analyzer): ProtocolNode {
+  const root: ProtocolNode = { name: 'frame', packets: 0, bytes: 0, children: [] };
+  const child = (node: ProtocolNode, name: string): ProtocolNode => {
+    let c = node.children.find((x) => x.name === name);
+    if (!c) {
+      c = { name, packets: 0, bytes: 0, children: [] };
+      node.children.push(c);
+    }
+    return c;
+  };
+  for (let s = 0; s < STACKS; s++) {
+    const packets = a.stackPackets[s] as number;
+    if (packets === 0) continue;
+    const bytes = a.stackBytes[s] as number;
+    const { link, vlan, net, l4, app } = decodeStackId(s);
+    const path = [LINK_LABELS[link] ?? 'other'];
+    if (vlan) path.push('vlan');
+    if (net) path.push(NET_LABELS[net] as string);
+    if (l4) path.push(L4_LABELS[l4] as string);
+    if (app) path.push(APP_NAMES[app] as string);
+    let node = root;
+    root.packets += packets;
+    root.bytes += bytes;
+    for (const name of path) {
+      node = child(node, name);
+      node.packets += packets;
+      node.bytes += bytes;
+    }
+  }
+  const sort = (n: ProtocolNode) => {
+    n.children.sort((x, y) => y.bytes - x.bytes);
+    n.children.forEach(sort);
+  };
+  sort(root);
+  return root;
+}
+
+/** Per remote address / service / port aggregates of the flows with exactly one host side. */
+function remoteFacts(a: Analyzer): RemoteFacts {
+  const keys = a.table.keys;
+  const flows = a.flows;
+  const n = a.table.size;
+  const addr = new FlowTable(5, Math.max(16, n));
+  const svc = new FlowTable(6, Math.max(16, n));
+  const size = Math.max(1, n);
+  // [outBytes, outPackets, inBytes, inPackets, outFlows, inFlows]
+  const addrVals = new Float64Array(size * 6);
+  const addrFirstOut = new Float64Array(size).fill(Number.POSITIVE_INFINITY);
+  const svcVals = new Float64Array(size * 6);
+  const svcApp = new Uint8Array(size);
+  const flowAddr = new Int32Array(size).fill(-1);
+  const flowSvc = new Int32Array(size).fill(-1);
+  const ports = new Map<number, { bytes: number; flows: number }>();
+  let outTotal = 0;
+  let inTotal = 0;
+  for (let f = 0; f < n; f++) {
+    const mask = flows.small(f, U.HOST);
+    if (mask !== 1 && mask !== 2) continue;
+    const base = f * FLOW_STRIDE_WORDS;
+    const meta = keys[base + 9] as number;
+    const v6 = (meta & META_V6) !== 0;
+    const remoteSide = mask === 1 ? 1 : 0;
+    const outDir = mask === 1 ? 0 : 1; // host is low → its packets go low → high (dir 0)
+    const outB = flows.bytes(f, outDir);
+    const outP = flows.frames(f, outDir);
+    const inB = flows.bytes(f, 1 - outDir);
+    const inP = flows.frames(f, 1 - outDir);
+    outTotal += outB;
+    inTotal += inB;
+    const k = addr.key;
+    for (let i = 0; i < 4; i++) k[i] = keys[base + remoteSide * 4 + i] as number;
+    k[4] = v6 ? 1 : 0;
+    const e = addr.findOrInsert();
+    flowAddr[f] = e;
+    addrVals[6 * e] = (addrVals[6 * e] as number) + outB;
+    addrVals[6 * e + 1] = (addrVals[6 * e + 1] as number) + outP;
+    addrVals[6 * e + 2] = (addrVals[6 * e + 2] as number) + inB;
+    addrVals[6 * e + 3] = (addrVals[6 * e + 3] as number) + inP;
+    if (outP > 0) addrVals[6 * e + 4] = (addrVals[6 * e + 4] as number) + 1;
+    if (inP > 0) addrVals[6 * e + 5] = (addrVals[6 * e + 5] as number) + 1;
+    if (outP > 0 && flows.start(f) < (addrFirstOut[e] as number)) addrFirstOut[e] = flows.start(f);
+    const proto = meta & 0xff;
+    {
+      const p = keys[base + 8] as number;
+      const hasPorts = (meta & META_PORTS) !== 0 && (proto === 6 || proto === 17);
+      const port = !hasPorts ? 0 : remoteSide === 0 ? p >>> 16 : p & 0xffff;
+      const s = svc.key;
+      for (let i = 0; i < 4; i++) s[i] = k[i] as number;
+      s[4] = port;
+      s[5] = proto | (v6 ? META_V6 : 0);
+      const j = svc.findOrInsert();
+      flowSvc[f] = j;
+      svcVals[6 * j] = (svcVals[6 * j] as number) + outB;
+      svcVals[6 * j + 1] = (svcVals[6 * j + 1] as number) + outP;
+      svcVals[6 * j + 2] = (svcVals[6 * j + 2] as number) + inB;
+      svcVals[6 * j + 3] = (svcVals[6 * j + 3] as number) + inP;
+      if (outP > 0) svcVals[6 * j + 4] = (svcVals[6 * j + 4] as number) + 1;
+      if (inP > 0) svcVals[6 * j + 5] = (svcVals[6 * j + 5] as number) + 1;
+      const app = flows.small(f, U.APP);
+      if (app !== App.UNKNOWN && app !== App.OTHER) svcApp[j] = app;
+      if (outB > 0 && hasPorts) {
+        const pk = (proto << 16) | port;
+        const row = ports.get(pk) ?? { bytes: 0, flows: 0 };
+        row.bytes += outB;
+        row.flows++;
+        ports.set(pk, row);
+      }
+    }
+  }
+  // names per remote address and service: TLS SNI / HTTP Host of their flows, then DNS answers
+  const addrNames = new Map<number, Set<string>>();
+  const svcNames = new Map<number, Set<string>>();
+  for (const [f, name] of a.flowNames) {
+    for (const [table, map] of [
+      [flowAddr, addrNames],
+      [flowSvc, svcNames],
+    ] as const) {
+      const e = table[f] as number;
+      if (e < 0) continue;
+      const set = map.get(e) ?? new Set<string>();
+      if (set.size < 4) set.add(name);
+      map.set(e, set);
+    }
+  }
+  const addressTextOf = (t: FlowTable, e: number) => {
+    const w = t.width;
+    const v6 = w === 5 ? (t.keys[e * 5 + 4] as number) === 1 : ((t.keys[e * 6 + 5] as number) & META_V6) !== 0;
+    return addressText(t.keys, e * w, v6);
+  };
+  const namesOf = (text: string, own: Set<string> | undefined): string[] | undefined => {
+    const all = new Set(own ?? []);
+    for (const name of a.addressNames.get(text) ?? []) if (all.size < 4) all.add(name);
+    return all.size > 0 ? [...all] : undefined;
+  };
+  const peer = (kind: 'address' | 'service', e: number, dir: 'out' | 'in'): Peer => {
+    const t = kind === 'address' ? addr : svc;
+    const vals = kind === 'address' ? addrVals : svcVals;
+    const o = dir === 'out' ? 0 : 2;
+    const address = addressTextOf(t, e);
+    const total = dir === 'out' ? outTotal : inTotal;
+    const p: Peer = {
+      address,
+      bytes: vals[6 * e + o] as number,
+      packets: vals[6 * e + o + 1] as number,
+      share: total > 0 ? (vals[6 * e + o] as number) / total : 0,
+      flows: vals[6 * e + (dir === 'out' ? 4 : 5)] as number,
+    };
+    if (kind === 'service') {
+      const proto = (t.keys[e * 6 + 5] as number) & 0xff;
+      if (proto === 6 || proto === 17) p.port = t.keys[e * 6 + 4] as number;
+      p.protocol = protocolName(proto);
+      const app = APP_NAMES[svcApp[e] as number];
+      if (app) p.app = app;
+    }
+    const names = namesOf(address, (kind === 'address' ? addrNames : svcNames).get(e));
+    if (names) p.names = names;
+    return p;
+  };
+  const memo = new Map<string, Peer[]>();
+  return {
+    outTotal,
+    inTotal,
+    top(kind, dir, limit) {
+      const id = `${kind} ${dir} ${limit}`;
+      const cached = memo.get(id);
+      if (cached) return cached;
+      const t = kind === 'address' ? addr : svc;
+      const vals = kind === 'address' ? addrVals : svcVals;
+      const o = dir === 'out' ? 0 : 2;
+      const list = topIndices(
+        column(t.size, (e) => vals[6 * e + o] as number),
+        column(t.size, (e) => vals[6 * e + o + 1] as number),
+        t.size,
+        limit,
+      )
+        .filter((e) => (vals[6 * e + o] as number) > 0)
+        .map((e) => peer(kind, e, dir));
+      memo.set(id, list);
+      return list;
+    },
+    topPorts(limit) {
+      return [...ports.entries()]
+        .sort((x, y) => y[1].bytes - x[1].bytes)
+        .slice(0, limit)
+        .map(([pk, r]) => ({
+          port: pk & 0xffff,
+          protocol: pk >>> 16 === 6 ? ('tcp' as const) : ('udp' as const),
+          bytes: r.bytes,
+          share: outTotal > 0 ? r.bytes / outTotal : 0,
+          flows: r.flows,
+        }));
+    },
+    newDestinations(afterNs, limit) {
+      const rows: number[] = [];
+      for (let e = 0; e < addr.size; e++) {
+        if ((addrVals[6 * e] as number) > 0 && (addrFirstOut[e] as number) >= afterNs) rows.push(e);
+      }
+      const total = rows.reduce((s, e) => s + (addrVals[6 * e] as number), 0);
+      const list = rows
+        .sort((x, y) => (addrVals[6 * y] as number) - (addrVals[6 * x] as number))
+        .slice(0, limit)
+        .map((e) => {
+          const address = addressTextOf(addr, e);
+          const names = namesOf(address, addrNames.get(e));
+          return {
+            address,
+            bytes: addrVals[6 * e] as number,
+            share: outTotal > 0 ? (addrVals[6 * e] as number) / outTotal : 0,
+            firstSeen: (addrFirstOut[e] as number) / NS,
+            ...(names ? { names } : {}),
+          };
+        });
+      return { count: rows.length, bytes: total, list };
+    },
+    allDestinations(limit) {
+      return this.top('address', 'out', limit);
+    },
+  };
+}
+
+const PROTOCOL_NAMES: Record<number, string> = {
+  1: 'icmp',
+  6: 'tcp',
+  17: 'udp',
+  47: 'gre',
+  50: 'esp',
+  51: 'ah',
+  58: 'icmpv6',
+  132: 'sctp',
+};
+/** Name of an IP protocol number: tcp, udp, icmp, … or "ip-proto-N". */
+export function protocolName(proto: number): string {
+  return PROTOCOL_NAMES[proto] ?? `ip-proto-${proto}`;
+}
+
+function tcpHealth(a: Analyzer): TcpHealth {
+  const flows = a.flows;
+  const keys = a.table.keys;
+  const rtts: number[] = [];
+  let attempted = 0;
+  let established = 0;
+  let refused = 0;
+  let unanswered = 0;
+  const bad: number[] = [];
+  for (let f = 0; f < a.table.size; f++) {
+    const bits = flows.small(f, U.TCP);
+    if (bits & FlowBit.SYN) {
+      attempted++;
+      if (bits & FlowBit.SYN_ACK) {
+        established++;
+        rtts.push(flows.field(f, C.RTT));
+      } else if (bits & FlowBit.RST_FROM_RESPONDER) refused++;
+      else if (!(bits & FlowBit.RST)) unanswered++;
+    }
+    if (flows.field(f, C.RETRANS) > 0 || flows.field(f, C.RESETS) > 0 || flows.field(f, C.ZERO_WINDOWS) > 0)
+      bad.push(f);
+  }
+  rtts.sort((x, y) => x - y);
+  const pct = (p: number) =>
+    rtts.length > 0 ? (rtts[Math.min(rtts.length - 1, Math.ceil(p * rtts.length) - 1)] as number) / 1e6 : null;
+  bad.sort(
+    (x, y) =>
+      flows.field(y, C.RETRANS) - flows.field(x, C.RETRANS) ||
+      flows.field(y, C.RESETS) - flows.field(x, C.RESETS) ||
+      flows.field(y, C.ZERO_WINDOWS) - flows.field(x, C.ZERO_WINDOWS),
+  );
+  const worstFlows = bad.slice(0, 10).map((f) => ({
+    flow: flowLabel(keys, flows, f),
+    retransmissions: flows.field(f, C.RETRANS),
+    resets: flows.field(f, C.RESETS),
+    zeroWindows: flows.field(f, C.ZERO_WINDOWS),
+    rttMs: flows.field(f, C.RTT) >= 0 ? flows.field(f, C.RTT) / 1e6 : null,
+  }));
+  return {
+    segments: a.tcpSegments,
+    dataSegments: a.tcpDataSegments,
+    retransmissions: a.retransmissions,
+    retransmittedBytes: a.retransmittedBytes,
+    resets: a.resets,
+    zeroWindows: a.zeroWindows,
+    connections: { attempted, established, refused, unanswered },
+    handshakeRtt: {
+      samples: rtts.length,
+      medianMs: pct(0.5),
+      p95Ms: pct(0.95),
+      maxMs: rtts.length > 0 ? (rtts[rtts.length - 1] as number) / 1e6 : null,
+    },
+    worstFlows,
+  };
+}
+
+/** "client:port → server:port" of a TCP/UDP flow (the SYN's sender first, else the first packet's). */
+export function flowLabel(keys: Uint32Array, flows: Analyzer['flows'], f: number): string {
+  const base = f * FLOW_STRIDE_WORDS;
+  const v6 = ((keys[base + 9] as number) & META_V6) !== 0;
+  const ports = keys[base + 8] as number;
+  const first = flows.small(f, U.TCP) & FlowBit.SYN ? flows.small(f, U.SYN_DIR) : flows.state(f) & State.L4_DIR ? 1 : 0;
+  const side = (s: number) => {
+    const text = addressText(keys, base + s * 4, v6);
+    const port = s === 0 ? ports >>> 16 : ports & 0xffff;
+    return v6 ? `[${text}]:${port}` : `${text}:${port}`;
+  };
+  return first === 0 ? `${side(0)} → ${side(1)}` : `${side(1)} → ${side(0)}`;
+}

@@ -1,0 +1,130 @@
+/**
+ * An open-addressing hash table from fixed-width keys of 32-bit words to dense entry numbers 0, 1, 2, … (in insertion
+ * order). No allocation per lookup: the caller fills `key` and calls `findOrInsert()`.
+ *
+ * Each entry is a record of `stride` words whose first `width` words are the key; the rest is the caller's, reachable
+ * through the `u8` / `f64` views of the same memory (`stride` even for `f64`), so that a lookup and the counters it
+ * leads to share cache lines. Slots hold (entry, hash) pairs, so a probe reads one line before comparing keys.
+ */
+export class FlowTable {
+  /** The key to look up: fill `width` words, then call findOrInsert(). */
+  readonly key: Uint32Array;
+  /** Number of entries. */
+  size = 0;
+  /** True when the last findOrInsert() created the entry. */
+  inserted = false;
+  /** Entry records, `stride` words each, key first, in entry order. Re-read after an insert: growing replaces it. */
+  keys: Uint32Array;
+  u8: Uint8Array;
+  f64: Float64Array;
+  readonly stride: number;
+  private slots: Int32Array;
+  private mask: number;
+
+  constructor(
+    readonly width: number,
+    initialEntries = 1024,
+    stride = width,
+  ) {
+    this.stride = stride;
+    this.key = new Uint32Array(width);
+    let slots = 16;
+    while (slots < initialEntries * 2) slots *= 2;
+    this.slots = new Int32Array(slots * 2).fill(-1);
+    this.mask = slots - 1;
+    this.keys = new Uint32Array((slots / 2) * stride);
+    this.u8 = new Uint8Array(this.keys.buffer);
+    this.f64 = new Float64Array(this.keys.buffer, 0, stride % 2 === 0 ? this.keys.length / 2 : 0);
+  }
+
+  /** Entries the records hold before they grow. */
+  get capacity(): number {
+    return this.keys.length / this.stride;
+  }
+
+  /** The entry of `key`, or -1. */
+  find(): number {
+    const h = this.hash();
+    const slots = this.slots;
+    let slot = h & this.mask;
+    for (;;) {
+      const e = slots[2 * slot] as number;
+      if (e < 0) return -1;
+      if (slots[2 * slot + 1] === (h | 0) && this.matches(e)) return e;
+      slot = (slot + 1) & this.mask;
+    }
+  }
+
+  /** The entry of `key`, created when new (sets `inserted`). */
+  findOrInsert(): number {
+    const h = this.hash();
+    const slots = this.slots;
+    let slot = h & this.mask;
+    for (;;) {
+      const e = slots[2 * slot] as number;
+      if (e < 0) break;
+      if (slots[2 * slot + 1] === (h | 0) && this.matches(e)) {
+        this.inserted = false;
+        return e;
+      }
+      slot = (slot + 1) & this.mask;
+    }
+    const e = this.size++;
+    if (e >= this.capacity) this.growEntries();
+    this.keys.set(this.key, e * this.stride);
+    slots[2 * slot] = e;
+    slots[2 * slot + 1] = h | 0;
+    this.inserted = true;
+    if (this.size * 2 > this.mask + 1) this.growSlots();
+    return e;
+  }
+
+  private matches(e: number): boolean {
+    const keys = this.keys;
+    const key = this.key;
+    const base = e * this.stride;
+    for (let i = 0; i < this.width; i++) if (keys[base + i] !== key[i]) return false;
+    return true;
+  }
+
+  private hash(): number {
+    const key = this.key;
+    let h = 0x811c9dc5 ^ this.width;
+    for (let i = 0; i < this.width; i++) {
+      h = Math.imul(h ^ (key[i] as number), 0x9e3779b1);
+      h = (h << 15) | (h >>> 17);
+    }
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    return h >>> 0;
+  }
+
+  private growEntries(): void {
+    const keys = new Uint32Array(this.keys.length * 2);
+    keys.set(this.keys);
+    this.keys = keys;
+    this.u8 = new Uint8Array(keys.buffer);
+    this.f64 = new Float64Array(keys.buffer, 0, this.stride % 2 === 0 ? keys.length / 2 : 0);
+  }
+
+  private growSlots(): void {
+    const old = this.slots;
+    const n = (this.mask + 1) * 2;
+    const slots = new Int32Array(n * 2).fill(-1);
+    const mask = n - 1;
+    for (let i = 0; i < old.length; i += 2) {
+      const e = old[i] as number;
+      if (e < 0) continue;
+      const h = old[i + 1] as number;
+      let slot = h & mask;
+      while ((slots[2 * slot] as number) >= 0) slot = (slot + 1) & mask;
+      slots[2 * slot] = e;
+      slots[2 * slot + 1] = h;
+    }
+    this.slots = slots;
+    this.mask = mask;
+  }
+}

@@ -1,0 +1,106 @@
+import { readFile, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { readCaptureFile, readCaptureStream } from '../pcap/reader.js';
+import type { RawPacket, ReadOptions, ReadResult } from '../pcap/types.js';
+import { Analyzer, type AnalyzerOptions } from './analyzer.js';
+import type { Report } from './report.js';
+
+export { Analyzer, type AnalyzerOptions, DEFAULT_MAX_FLOWS, DEFAULT_MAX_ROWS } from './analyzer.js';
+export { formatBytes, formatDuration, formatRate, formatShare } from './explain.js';
+export { type RenderOptions, renderReportText } from './render.js';
+export * from './report.js';
+
+export interface AnalyzeOptions extends AnalyzerOptions {
+  /** Another capture file, or a report of one (a .json file), to compare with. */
+  baseline?: string | Report;
+  signal?: AbortSignal;
+  /** Called now and then with the bytes of packet records read so far (an estimate for pcapng). */
+  onProgress?: (bytesRead: number) => void;
+}
+
+const PROGRESS_EVERY_PACKETS = 65_536;
+
+function withProgress(analyzer: Analyzer, onProgress: ((bytes: number) => void) | undefined) {
+  if (!onProgress) return analyzer.onPacket;
+  let bytes = 24;
+  let n = 0;
+  const inner = analyzer.onPacket;
+  return (p: RawPacket) => {
+    inner(p);
+    bytes += 16 + p.capturedLength;
+    if (++n % PROGRESS_EVERY_PACKETS === 0) onProgress(bytes);
+  };
+}
+
+async function loadBaseline(
+  baseline: string | Report | undefined,
+  options: AnalyzeOptions,
+): Promise<{ report?: Report; file?: string }> {
+  if (baseline === undefined) return {};
+  if (typeof baseline !== 'string') return { report: baseline };
+  const head = await readFile(baseline).then((b) => b.subarray(0, 1).toString());
+  if (head === '{') {
+    const report = JSON.parse(await readFile(baseline, 'utf8')) as Report;
+    if (!report?.summary || !report.endpoints || !report.traffic) throw new Error(`${baseline}: not a tripcap report`);
+    return { report, file: baseline };
+  }
+  const { baseline: _ignored, onProgress: _p, ...rest } = options;
+  return { report: await analyzeCapture(baseline, rest), file: baseline };
+}
+
+/** Analyzes a capture file (pcap or pcapng) in one streaming pass. */
+export async function analyzeCapture(path: string, options: AnalyzeOptions = {}): Promise<Report> {
+  const base = await loadBaseline(options.baseline, options);
+  const analyzer = new Analyzer(options);
+  const size = (await stat(path)).size;
+  const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
+  const read = await readCaptureFile(path, withProgress(analyzer, options.onProgress), readOptions);
+  return analyzer.finish(read, {
+    path,
+    fileSize: size,
+    ...(base.report ? { baseline: base.report } : {}),
+    ...(base.file ? { baselineFile: base.file } : {}),
+  });
+}
+
+/** Analyzes a capture arriving as a byte stream (a download, a pipe). */
+export async function analyzeStream(
+  stream: Readable | AsyncIterable<Uint8Array>,
+  options: AnalyzeOptions = {},
+): Promise<Report> {
+  const base = await loadBaseline(options.baseline, options);
+  const analyzer = new Analyzer(options);
+  const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
+  const read = await readCaptureStream(stream, withProgress(analyzer, options.onProgress), readOptions);
+  return analyzer.finish(read, {
+    ...(base.report ? { baseline: base.report } : {}),
+    ...(base.file ? { baselineFile: base.file } : {}),
+  });
+}
+
+/**
+ * Analyzes several files of one capture (a continuous capture's ring, oldest first) as one capture: the packets of
+ * each file in turn, one report. Each source is opened only when its turn comes.
+ */
+export async function analyzeStreams(
+  sources: Array<() => Promise<Readable | AsyncIterable<Uint8Array>>>,
+  options: Omit<AnalyzeOptions, 'baseline'> = {},
+): Promise<Report> {
+  const analyzer = new Analyzer(options);
+  const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
+  let merged: ReadResult | undefined;
+  for (const open of sources) {
+    const read = await readCaptureStream(await open(), withProgress(analyzer, options.onProgress), readOptions);
+    merged = merged
+      ? {
+          ...merged,
+          packets: merged.packets + read.packets,
+          capturedBytes: merged.capturedBytes + read.capturedBytes,
+          fileBytes: merged.fileBytes + read.fileBytes,
+          warnings: [...merged.warnings, ...read.warnings],
+          truncated: merged.truncated || read.truncated,
+        }
+      : read;
+  }
+  return analyzer.finish(merged);
+}
