@@ -38,7 +38,10 @@ interface ChildResult {
   maxRssMiB: number;
 }
 
-const consumers: Record<Exclude<Mode, 'stream' | 'none'>, () => { onPacket: (p: RawPacket) => void; sink: () => number }> = {
+const consumers: Record<
+  Exclude<Mode, 'stream' | 'none'>,
+  () => { onPacket: (p: RawPacket) => void; sink: () => number }
+> = {
   lengths: () => {
     let sum = 0;
     return {
@@ -219,7 +222,7 @@ export async function runPcapRead(argv = process.argv.slice(2)) {
       ),
       '',
       `Peak RSS of the same process that reads nothing (Node with tsx loaded): ${num(baseline.maxRssMiB)} MiB. ` +
-        'The reader adds its two 2 MiB buffers and the pages of the file being copied, whatever the file size.',
+        'The rest is the two 2 MiB read buffers, compiled code and garbage not yet collected: none of it grows with the file.',
       '',
       'Reading the figures: the reader parses records in place in one of two 2 MiB buffers while the next chunk is ' +
         'read into the other (the read runs on a libuv thread, so parsing and copying from the page cache overlap ' +

@@ -1,12 +1,13 @@
 /**
  * Runs every benchmark in sequence (`npm run bench`, which builds first): capture throughput, then create-to-Running
- * latency, then capture analysis. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
+ * latency, then the capture-file reader, then capture analysis. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
  * Needs root. About 4 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
  */
 import { runAnalyzeBench } from './analyze.js';
 import { runCaptureThroughput } from './capture-throughput.js';
 import { runCreateLatency } from './create-latency.js';
 import { requireBuild, requireRoot, runCleanups } from './lib.js';
+import { runPcapRead } from './pcap-read.js';
 
 requireRoot('npm run bench');
 requireBuild();
@@ -14,6 +15,7 @@ requireBuild();
 const benchmarks: Array<[string, () => Promise<{ mdFile: string; jsonFile: string }>]> = [
   ['capture-throughput', () => runCaptureThroughput()],
   ['create-latency', () => runCreateLatency()],
+  ['pcap-read', () => runPcapRead([])],
   ['analyze', () => runAnalyzeBench()],
 ];
 

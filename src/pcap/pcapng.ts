@@ -132,6 +132,8 @@ export async function readPcapngBlocks(
           return;
         }
 
+        if ((type === BlockType.EPB || type === BlockType.OPB || type === BlockType.SPB) && packets >= maxPackets)
+          return;
         if (type === BlockType.EPB || type === BlockType.OPB) {
           const obsolete = type === BlockType.OPB;
           const interfaceId = obsolete ? view.getUint16(pos + 8, le) : view.getUint32(pos + 8, le);
@@ -170,7 +172,6 @@ export async function readPcapngBlocks(
           packets++;
           capturedBytes += caplen;
           onPacket(packet);
-          if (packets >= maxPackets) return;
         } else if (type === BlockType.SPB) {
           const iface = ifaces[0];
           if (iface === undefined) {
@@ -198,7 +199,6 @@ export async function readPcapngBlocks(
           packets++;
           capturedBytes += caplen;
           onPacket(packet);
-          if (packets >= maxPackets) return;
         } else if (type === BlockType.SHB) {
           const versionMajor = view.getUint16(pos + 12, le);
           const versionMinor = view.getUint16(pos + 14, le);

@@ -642,6 +642,15 @@ describe('reading', () => {
     const { result, packets } = await readAll(file, { maxPackets: 7 });
     expect(packets).toHaveLength(7);
     expect(result).toMatchObject({ packets: 7, truncated: false });
+    const none = await readAll(file, { maxPackets: 0 });
+    expect(none.packets).toEqual([]);
+    expect(none.result.info.interfaces).toHaveLength(2); // declared before the first packet
+    const classic = join(dir, 'reading.pcap');
+    const writer = createPcapWriter(classic, { linkType: 1 });
+    for (const p of packetsOf(20)) await writer.write(p);
+    await writer.close();
+    expect((await readAll(classic, { maxPackets: 0 })).packets).toEqual([]);
+    expect((await readAll(classic, { maxPackets: 19 })).packets).toHaveLength(19);
     const stream = createReadStream(file, { highWaterMark: 512 });
     await readCaptureStream(stream, () => {}, { maxPackets: 1 });
     expect(stream.destroyed).toBe(true);

@@ -5,8 +5,9 @@ import { type ByteSource, DEFAULT_BUFFER_BYTES, PacketRecord, ReadBuffer, ReadSt
 import { CaptureFormatError, type RawPacket, type ReadOptions, type ReadResult } from './types.js';
 
 /**
- * Streaming reader of classic pcap and pcapng files. One read buffer (2 MiB by default) is reused for the whole file,
- * records are parsed in place, and the callback gets one reused RawPacket per packet whose bytes stay in the buffer.
+ * Streaming reader of classic pcap and pcapng files. Two read buffers (2 MiB each by default) take turns for the whole
+ * file, one parsed while the next chunk is read into the other; records are parsed in place, and the callback gets one
+ * reused RawPacket per packet whose bytes stay in the buffer (`bytes`/`view` at `offset`; `data` made on demand).
  * Memory does not grow with the file: only interfaces, comments and names are kept, each with a cap.
  *
  * A file that cannot be read at all (empty, unknown magic, no complete header) rejects with CaptureFormatError. A file
@@ -190,6 +191,7 @@ async function readClassic(
   try {
     for (;;) {
       while (end - pos >= 16) {
+        if (packets >= maxPackets) return;
         const caplen = view.getUint32(pos + 8, le);
         if (caplen > maxCaptured) {
           state.corrupt(
@@ -219,7 +221,6 @@ async function readClassic(
         capturedBytes += caplen;
         onPacket(packet);
         pos = next;
-        if (packets >= maxPackets) return;
       }
       rb.start = pos;
       if (!(await rb.ensure(need))) {
