@@ -1,3 +1,4 @@
+import { formatIPv4, formatIPv6 } from './decode.js';
 import { PacketRecord, type ReadBuffer, type ReadState } from './read-buffer.js';
 import { TimestampConverter } from './timestamp.js';
 import { CaptureFormatError, type InterfaceInfo, type RawPacket } from './types.js';
@@ -343,7 +344,10 @@ function readNameRecords(rb: ReadBuffer, view: DataView, le: boolean, at: number
         .toString('utf8', value + addressLength, value + len)
         .split('\0')
         .filter((name) => name.length > 0);
-      const address = addressLength === 4 ? ipv4(rb.buf, value) : ipv6(rb.buf, value);
+      // Addresses are in network byte order whatever the section's.
+      const word = (at: number) => rb.buf.readUInt32BE(at);
+      const address =
+        addressLength === 4 ? formatIPv4(word(value)) : formatIPv6([0, 4, 8, 12].map((i) => word(value + i)));
       if (names.length > 0) state.addName(address, names);
     }
     at = value + ((len + 3) & ~3);
@@ -390,32 +394,4 @@ function readUint64(view: DataView, at: number, le: boolean): number {
   const high = view.getUint32(le ? at + 4 : at, le);
   const low = view.getUint32(le ? at : at + 4, le);
   return high * 4294967296 + low;
-}
-
-export function ipv4(buf: Uint8Array, at: number): string {
-  return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
-}
-
-/** RFC 5952 text of the IPv6 address at `at`: lower-case hex, the longest run (≥ 2) of zero groups as `::`. */
-export function ipv6(buf: Uint8Array, at: number): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((buf[at + i] ?? 0) << 8) | (buf[at + i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]) => g.map((v) => v.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
 }
