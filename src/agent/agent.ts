@@ -8,7 +8,13 @@ import type { Logger } from '../lib/logger.js';
 import { backoffMs, isoNow, sleep } from '../lib/time.js';
 import { VERSION } from '../lib/version.js';
 import { scanPcapFile } from '../pcap/classic.js';
-import type { FileReport, PacketCaptureErrorCode, StartCaptureJob, StatusReport } from '../watcher/agent-protocol.js';
+import {
+  type FileReport,
+  MAX_METRICS_BATCH,
+  type PacketCaptureErrorCode,
+  type StartCaptureJob,
+  type StatusReport,
+} from '../watcher/agent-protocol.js';
 import {
   type CaptureEngine,
   type CaptureHandle,
@@ -19,6 +25,7 @@ import {
 } from './capture-engine.js';
 import { type AgentClient, createAgentClient, ServerError } from './client.js';
 import { defaultCaptureInterface, hostNics } from './host-info.js';
+import { createHostMetricsSampler, createSampleOutbox } from './host-metrics.js';
 
 export interface AgentOptions {
   serverUrl: string;
@@ -34,6 +41,10 @@ export interface AgentOptions {
   captureInterface?: string;
   ca?: string | Buffer;
   heartbeatSeconds?: number;
+  /** How often sampled host metrics (one sample a second) are sent to the server (default 5 s); 0 turns metrics off. */
+  metricsSeconds?: number;
+  /** Where /proc is (tests). */
+  procRoot?: string;
   engine?: CaptureEngine;
   logger: Logger;
 }
@@ -69,6 +80,9 @@ export function createAgent(options: AgentOptions) {
   });
   const engine = options.engine ?? createTcpdumpEngine();
   const heartbeatMs = (options.heartbeatSeconds ?? 5) * 1000;
+  const metricsMs = (options.metricsSeconds ?? 5) * 1000;
+  /** Samples not yet accepted by the server, oldest first; at most 10 minutes' worth while the server is away. */
+  const outbox = createSampleOutbox(600);
   const jobsDir = join(options.stateDir, 'jobs');
   const spoolDir = join(options.stateDir, 'spool');
   const credentialsFile = join(options.stateDir, 'credentials.json');
@@ -399,6 +413,54 @@ export function createAgent(options: AgentOptions) {
     }
   }
 
+  /** Samples host metrics at every whole second of the clock. */
+  async function sampleLoop(signal: AbortSignal) {
+    const sampler = createHostMetricsSampler(options.procRoot ? { procRoot: options.procRoot } : {});
+    let lastSampleTime = 0;
+    // The first reading only sets the counters' baseline: take it at once, so that traffic from now on counts.
+    await sampler.sample().catch((err) => logger.warn({ err: errorMessage(err) }, 'reading host metrics failed'));
+    while (!signal.aborted) {
+      await sleep(1000 - (Date.now() % 1000), signal);
+      if (signal.aborted) break;
+      try {
+        // Whole seconds, strictly increasing: the server keeps one sample per second, so a late wake must not
+        // reuse the previous second (its interval's bytes would be lost as a duplicate).
+        lastSampleTime = Math.max(Math.round(Date.now() / 1000) * 1000, lastSampleTime + 1000);
+        const sample = await sampler.sample(new Date(lastSampleTime));
+        if (sample) outbox.push(sample);
+      } catch (err) {
+        logger.warn({ err: errorMessage(err) }, 'sampling host metrics failed');
+      }
+    }
+  }
+
+  /** Sends the samples in batches; what the server did not take stays for the next round. */
+  async function metricsLoop(signal: AbortSignal) {
+    let failures = 0;
+    while (!signal.aborted) {
+      await sleep(failures > 0 ? Math.max(metricsMs, backoffMs(failures, 30_000)) : metricsMs, signal);
+      while (!signal.aborted && outbox.size > 0) {
+        const batch = outbox.next(MAX_METRICS_BATCH);
+        try {
+          await withCredentials((t) => client.metrics(t, { samples: batch }));
+          failures = 0;
+        } catch (err) {
+          if (!(err instanceof ServerError) || err.retryable) {
+            failures++;
+            logger.warn(
+              { err: errorMessage(err), unsent: outbox.size, dropped: outbox.dropped },
+              'sending host metrics failed',
+            );
+            break;
+          }
+          // Refused for good (a bad sample): dropping it keeps the rest flowing.
+          logger.error({ err: err.message, samples: batch.length }, 'the server refused host metrics: dropped');
+        }
+        outbox.ack(batch);
+      }
+    }
+  }
+
   async function jobLoop(signal: AbortSignal) {
     for (let attempt = 0; !signal.aborted; ) {
       try {
@@ -423,7 +485,11 @@ export function createAgent(options: AgentOptions) {
     await chmod(options.stateDir, 0o700);
     await mkdir(spoolDir, { recursive: true, mode: 0o700 });
     await recover(signal);
-    await Promise.all([heartbeatLoop(signal), jobLoop(signal)]);
+    await Promise.all([
+      heartbeatLoop(signal),
+      jobLoop(signal),
+      ...(metricsMs > 0 ? [sampleLoop(signal), metricsLoop(signal)] : []),
+    ]);
     await Promise.all([...handles.values()].map((h) => h.stop('AgentStopped')));
     await Promise.all(tasks);
     await client.close();

@@ -6,6 +6,8 @@ import {
   type FileReport,
   type HeartbeatRequest,
   type JobsResponse,
+  type MetricsBatchRequest,
+  type MetricsBatchResponse,
   AGENT_PROTOCOL_PREFIX as P,
   type RegisterRequest,
   type RegisterResponse,
@@ -86,6 +88,8 @@ export function createAgentClient(options: AgentClientOptions) {
     register: (enrollToken: string, body: RegisterRequest) =>
       call<RegisterResponse>('POST', `${P}/register`, enrollToken, body),
     heartbeat: (token: string, body: HeartbeatRequest) => call<{ time: string }>('POST', `${P}/heartbeat`, token, body),
+    metrics: (token: string, body: MetricsBatchRequest) =>
+      call<MetricsBatchResponse>('POST', `${P}/metrics`, token, body),
     jobs: (token: string, waitSeconds: number, signal?: AbortSignal) =>
       call<JobsResponse>('GET', `${P}/jobs?wait=${waitSeconds}`, token, undefined, signal ? { signal } : {}),
     status: (token: string, jobId: string, report: StatusReport) =>

@@ -9,6 +9,7 @@ import type { ServerConfigInput } from '../server/config.js';
 import type { RunningServer } from '../server/server.js';
 import { registerAnalyzeCommand } from './analyze.js';
 import { type ConnectionOptions, withApi } from './lazy-api.js';
+import { registerMetricsCommand } from './metrics.js';
 import { print } from './output.js';
 import { registerPacketCaptureCommands } from './packet-capture.js';
 
@@ -264,6 +265,7 @@ connectionOptions(
 });
 
 registerPacketCaptureCommands(program, connectionOptions);
+registerMetricsCommand(program, connectionOptions);
 registerAnalyzeCommand(program);
 
 program.parseAsync().catch((err: unknown) => {

@@ -131,4 +131,30 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_host_metrics': {
+    async up(db: Kysely<unknown>) {
+      // Raw samples (one per agent sample and metric) and per-minute rollups; times are epoch milliseconds (UTC).
+      await db.schema
+        .createTable('metric_samples')
+        .addColumn('vm_key', 'text', (c) => c.notNull())
+        .addColumn('metric', 'text', (c) => c.notNull())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addColumn('value', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('metric_samples_pk', ['vm_key', 'metric', 'time'])
+        .execute();
+      await db.schema.createIndex('metric_samples_time').on('metric_samples').column('time').execute();
+      await db.schema
+        .createTable('metric_rollups')
+        .addColumn('vm_key', 'text', (c) => c.notNull())
+        .addColumn('metric', 'text', (c) => c.notNull())
+        .addColumn('minute', 'bigint', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('sum', 'double precision', (c) => c.notNull())
+        .addColumn('min', 'double precision', (c) => c.notNull())
+        .addColumn('max', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('metric_rollups_pk', ['vm_key', 'metric', 'minute'])
+        .execute();
+      await db.schema.createIndex('metric_rollups_minute').on('metric_rollups').column('minute').execute();
+    },
+  },
 };

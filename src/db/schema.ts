@@ -109,6 +109,25 @@ export interface CaptureReportsTable {
   updated_at: string;
 }
 
+/** One host metric sample as the agent sent it; `time` in epoch milliseconds (UTC). */
+export interface MetricSamplesTable {
+  vm_key: string;
+  metric: string;
+  time: number;
+  value: number;
+}
+
+/** The samples of one VM, metric and UTC minute (`minute`: epoch milliseconds of its start). */
+export interface MetricRollupsTable {
+  vm_key: string;
+  metric: string;
+  minute: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
 export interface Schema {
   tokens: TokensTable;
   agents: AgentsTable;
@@ -118,5 +137,7 @@ export interface Schema {
   capture_files: CaptureFilesTable;
   operations: OperationsTable;
   capture_reports: CaptureReportsTable;
+  metric_samples: MetricSamplesTable;
+  metric_rollups: MetricRollupsTable;
   schema_version?: { version: Generated<number> };
 }

@@ -8,6 +8,7 @@ import Fastify, {
 import type { Database } from '../db/index.js';
 import { ApiError } from '../lib/errors.js';
 import { type Logger, redactUrl } from '../lib/logger.js';
+import { createMetricsStore, type MetricsStore } from '../monitor/metrics-store.js';
 import type { PacketCaptureService } from '../watcher/service.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerArmRoutes } from './routes/arm.js';
@@ -29,6 +30,8 @@ export interface AppOptions {
   captures: PacketCaptureService;
   logger: Logger;
   subscriptionId: string;
+  /** Host metrics; by default a store over `db` with the default retentions. */
+  metrics?: MetricsStore;
   https?: { key: Buffer; cert: Buffer };
   /** Largest JSON body accepted, in bytes. */
   bodyLimit?: number;
@@ -48,7 +51,11 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
   return routeTables.get(app) ?? [];
 }
 
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance> {
+  const options: AppOptions & { metrics: MetricsStore } = {
+    ...appOptions,
+    metrics: appOptions.metrics ?? createMetricsStore({ db: appOptions.db }),
+  };
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     // ARM path segments compare case-insensitively (Microsoft.Network == microsoft.network).

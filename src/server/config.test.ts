@@ -35,4 +35,15 @@ describe('server configuration', () => {
     expect(loadServerConfig({}, { env: { TRIPCAP_INSECURE_HTTP: 'false' } }).insecureHttp).toBe(false);
     expect(loadServerConfig({}, { env: { TRIPCAP_INSECURE_HTTP: 'true' } }).insecureHttp).toBe(true);
   });
+
+  it('reads the host metric retentions, with defaults of an hour and 30 days', () => {
+    const defaults = loadServerConfig({}, { env: {} });
+    expect([defaults.metricsRawRetentionMinutes, defaults.metricsRollupRetentionDays]).toEqual([60, 30]);
+    const env = { TRIPCAP_METRICS_RAW_RETENTION_MINUTES: '15', TRIPCAP_METRICS_ROLLUP_RETENTION_DAYS: '90' };
+    const config = loadServerConfig({}, { env });
+    expect([config.metricsRawRetentionMinutes, config.metricsRollupRetentionDays]).toEqual([15, 90]);
+    expect(() => loadServerConfig({}, { env: { TRIPCAP_METRICS_RAW_RETENTION_MINUTES: '0' } })).toThrow(
+      /Invalid setting metricsRawRetentionMinutes/,
+    );
+  });
 });

@@ -31,6 +31,10 @@ export const serverConfigSchema = z
     storage: z.enum(['local', 'azure-blob']).default('local'),
     azureStorageConnectionString: z.string().optional(),
     azureStorageContainer: z.string().optional(),
+    /** How long raw host metric samples (one a second) are kept, in minutes. */
+    metricsRawRetentionMinutes: z.coerce.number().int().min(1).max(10_080).default(60),
+    /** How long per-minute host metric rollups are kept, in days. */
+    metricsRollupRetentionDays: z.coerce.number().int().min(1).max(3_650).default(30),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();
@@ -52,6 +56,8 @@ const ENV: Record<string, keyof ServerConfigInput> = {
   TRIPCAP_STORAGE: 'storage',
   TRIPCAP_AZURE_STORAGE_CONNECTION_STRING: 'azureStorageConnectionString',
   TRIPCAP_AZURE_STORAGE_CONTAINER: 'azureStorageContainer',
+  TRIPCAP_METRICS_RAW_RETENTION_MINUTES: 'metricsRawRetentionMinutes',
+  TRIPCAP_METRICS_ROLLUP_RETENTION_DAYS: 'metricsRollupRetentionDays',
   TRIPCAP_LOG_LEVEL: 'logLevel',
 };
 

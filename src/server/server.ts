@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { analyzeStreams } from '../analysis/index.js';
 import { createDatabase, type Database } from '../db/index.js';
 import { createLogger, type Logger } from '../lib/logger.js';
+import { createMetricsStore, type MetricsStore } from '../monitor/metrics-store.js';
 import { createBlobStore } from '../storage/index.js';
 import { createCaptureReports } from '../watcher/reports.js';
 import { createPacketCaptureService, type PacketCaptureService } from '../watcher/service.js';
@@ -17,6 +18,7 @@ export interface RunningServer {
   app: FastifyInstance;
   db: Database;
   captures: PacketCaptureService;
+  metrics: MetricsStore;
   url: string;
   /** The admin token, only when this start created it. */
   adminToken: string | null;
@@ -111,9 +113,15 @@ export async function startServer(
       return publicUrl;
     },
   });
+  const metrics = createMetricsStore({
+    db,
+    rawRetentionMs: config.metricsRawRetentionMinutes * 60_000,
+    rollupRetentionMs: config.metricsRollupRetentionDays * 86_400_000,
+  });
   const app = await buildApp({
     db,
     captures,
+    metrics,
     logger,
     subscriptionId: config.subscriptionId,
     ...(https ? { https } : {}),
@@ -131,18 +139,25 @@ export async function startServer(
     captures.sweepSilentAgents().catch((err) => logger.error({ err }, 'agent sweep failed'));
   }, 2_000);
   sweeper.unref();
+  // Old host metrics go once a minute (and once at start, after a long stop).
+  const pruneMetrics = () => metrics.prune().catch((err) => logger.error({ err }, 'pruning old host metrics failed'));
+  void pruneMetrics();
+  const metricsPruner = setInterval(pruneMetrics, 60_000);
+  metricsPruner.unref();
 
   logger.info({ url, dataDir: config.dataDir, storage: config.storage }, 'tripcap server listening');
   return {
     app,
     db,
     captures,
+    metrics,
     url,
     adminToken,
     adminTokenFile,
     caFile,
     async close() {
       clearInterval(sweeper);
+      clearInterval(metricsPruner);
       await app.close();
       await reports.idle();
       await db.destroy();

@@ -39,6 +39,27 @@ export interface HeartbeatRequest {
   nics?: NicInfo[];
 }
 
+/** One host metrics sample: the values of the metrics over the second that ends at `time`. */
+export interface MetricSample {
+  /** End of the sampled second, ISO-8601 UTC */
+  time: string;
+  /** Metric name (Azure's, e.g. 'Network In Total') → value over that second */
+  values: Record<string, number>;
+}
+
+/** `POST /agent/v1/metrics`: host metric samples of the agent's own VM, oldest first. */
+export interface MetricsBatchRequest {
+  samples: MetricSample[];
+}
+
+export interface MetricsBatchResponse {
+  /** Values stored (a sample sent twice is stored once) */
+  stored: number;
+}
+
+/** The most samples one batch may carry (10 minutes at one a second). */
+export const MAX_METRICS_BATCH = 600;
+
 export interface StartCaptureJob {
   type: 'start';
   jobId: string;

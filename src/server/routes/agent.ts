@@ -2,7 +2,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isValidName } from '../../lib/arm-id.js';
 import { ApiError, badRequest } from '../../lib/errors.js';
-import { FILE_HEADERS, type FileReport, AGENT_PROTOCOL_PREFIX as P } from '../../watcher/agent-protocol.js';
+import { hostMetric } from '../../monitor/host-metrics.js';
+import type { MetricsStore } from '../../monitor/metrics-store.js';
+import {
+  FILE_HEADERS,
+  type FileReport,
+  MAX_METRICS_BATCH,
+  type MetricsBatchResponse,
+  AGENT_PROTOCOL_PREFIX as P,
+} from '../../watcher/agent-protocol.js';
 import { hasControlCharacters } from '../../watcher/filters.js';
 import type { AppOptions } from '../app.js';
 import { createToken, revokeToken } from '../tokens.js';
@@ -39,6 +47,25 @@ const fileReport = z.object({
   firstPacketTime: isoTime.optional(),
   lastPacketTime: isoTime.optional(),
   localPath: z.string().max(1024).optional(),
+});
+
+/** How far ahead of the server's clock a sample's time may be. */
+const MAX_CLOCK_AHEAD_MS = 10 * 60_000;
+
+const metricsBatch = z.object({
+  samples: z
+    .array(
+      z.object({
+        time: isoTime,
+        values: z
+          .record(
+            z.string().refine((n) => hostMetric(n) !== undefined, 'is not a host metric'),
+            z.number().finite(),
+          )
+          .refine((v) => Object.keys(v).length <= 32, 'has too many metrics'),
+      }),
+    )
+    .max(MAX_METRICS_BATCH),
 });
 
 const schemas = {
@@ -103,7 +130,10 @@ function jobIdOf(request: FastifyRequest): string {
   return jobId;
 }
 
-export function registerAgentRoutes(app: FastifyInstance, { captures, db, subscriptionId }: AppOptions) {
+export function registerAgentRoutes(
+  app: FastifyInstance,
+  { captures, db, subscriptionId, metrics }: AppOptions & { metrics: MetricsStore },
+) {
   const agentOnly = { config: { permission: 'agent' as const } };
 
   /** The agent behind the request's credential; every job route is scoped to it. */
@@ -129,6 +159,27 @@ export function registerAgentRoutes(app: FastifyInstance, { captures, db, subscr
   app.post(`${P}/heartbeat`, agentOnly, async (request) => {
     await captures.heartbeat(await agentOf(request), parse(schemas.heartbeat, request.body));
     return { time: new Date().toISOString() };
+  });
+
+  // An agent writes only its own VM's metrics: the VM comes from its credential, never from the body.
+  app.post(`${P}/metrics`, agentOnly, async (request): Promise<MetricsBatchResponse> => {
+    const agentId = await agentOf(request);
+    const body = parse(metricsBatch, request.body);
+    // A sample from the future would sit in the rollups past their retention: an agent clock that far off is refused.
+    const latest = Date.now() + MAX_CLOCK_AHEAD_MS;
+    const ahead = body.samples.findIndex((sample) => Date.parse(sample.time) > latest);
+    if (ahead >= 0) {
+      throw badRequest(
+        'InvalidRequestFormat',
+        `samples.${ahead}.time: ${body.samples[ahead]?.time} is more than 10 minutes ahead of the server's clock (${new Date().toISOString()}): set the host's clock (NTP).`,
+      );
+    }
+    const agent = await db.selectFrom('agents').select('vm_key').where('id', '=', agentId).executeTakeFirstOrThrow();
+    const samples = body.samples.map((s) => ({
+      time: s.time,
+      values: Object.fromEntries(Object.entries(s.values).map(([n, v]) => [hostMetric(n)?.name ?? n, v])),
+    }));
+    return { stored: await metrics.ingest(agent.vm_key, samples) };
   });
 
   app.get(`${P}/jobs`, agentOnly, async (request) => {

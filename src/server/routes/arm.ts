@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { assertName, assertSubscription } from '../../lib/arm-id.js';
-import { badRequest } from '../../lib/errors.js';
+import { assertName, assertSubscription, idKey, vmResourceId } from '../../lib/arm-id.js';
+import { badRequest, notFound } from '../../lib/errors.js';
+import { type MetricsQueryParams, queryMetrics } from '../../monitor/metrics-query.js';
+import type { MetricsStore } from '../../monitor/metrics-store.js';
 import type { CaptureRef } from '../../watcher/service.js';
 import { type AppOptions, requestBaseUrl } from '../app.js';
 
@@ -63,7 +65,10 @@ function nextLink(request: FastifyRequest, page: { skip: number; top: number }):
   return url.toString();
 }
 
-export function registerArmRoutes(app: FastifyInstance, { captures }: AppOptions) {
+export function registerArmRoutes(
+  app: FastifyInstance,
+  { captures, db, metrics }: AppOptions & { metrics: MetricsStore },
+) {
   const read = { config: { permission: 'read' as const } };
   const writeCapture = { config: { permission: 'capture:write' as const } };
   const writeResource = { config: { permission: 'resource:write' as const } };
@@ -201,6 +206,37 @@ export function registerArmRoutes(app: FastifyInstance, { captures }: AppOptions
         assertName(p.resourceGroupName ?? '', 'Resource group'),
         assertName(p.vmName ?? '', 'Virtual machine name'),
       );
+    },
+  );
+
+  // ---- host metrics, in Azure Monitor's "Metrics - List" shape ----
+  app.get(
+    `${RG}/providers/Microsoft.Compute/virtualMachines/:vmName/providers/Microsoft.Insights/metrics`,
+    read,
+    async (request: FastifyRequest) => {
+      const p = request.params as Params;
+      const resourceGroup = assertName(p.resourceGroupName ?? '', 'Resource group');
+      const name = assertName(p.vmName ?? '', 'Virtual machine name');
+      const id = vmResourceId({ subscriptionId: subscriptionOf(p), resourceGroup, name });
+      const vm = await db
+        .selectFrom('vms')
+        .select(['key', 'id', 'location'])
+        .where('key', '=', idKey(id))
+        .executeTakeFirst();
+      if (!vm) {
+        throw notFound(
+          'ResourceNotFound',
+          `Virtual machine '${name}' in resource group '${resourceGroup}' was not found.`,
+        );
+      }
+      const q = request.query as Record<string, unknown>;
+      const params: MetricsQueryParams = {};
+      for (const key of ['metricnames', 'aggregation', 'interval', 'timespan'] as const) {
+        const value = q[key];
+        if (Array.isArray(value)) throw badRequest('BadRequest', `Give '${key}' once.`, key);
+        if (value !== undefined) params[key] = String(value);
+      }
+      return queryMetrics(metrics, vm, params);
     },
   );
 }

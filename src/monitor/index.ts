@@ -1,0 +1,3 @@
+export * from './host-metrics.js';
+export * from './metrics-query.js';
+export * from './metrics-store.js';
