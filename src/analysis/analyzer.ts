@@ -51,10 +51,22 @@ export interface AnalyzerOptions {
   maxFlows?: number;
   /** Rows kept per conversation/endpoint/names list (largest first). */
   maxRows?: number;
+  /**
+   * Flows to make room for at the start (a sizing hint, e.g. from the file size: see flowsHint()); the tables grow
+   * as needed either way. Growing while packets arrive costs a rehash and a deoptimization of the packet path.
+   */
+  expectedFlows?: number;
 }
 
 export const DEFAULT_MAX_FLOWS = 1_000_000;
 export const DEFAULT_MAX_ROWS = 1000;
+const INITIAL_FLOWS = 4096;
+const MAX_INITIAL_FLOWS = 1 << 16;
+
+/** A flow-table sizing hint for a capture file of `fileBytes`: one flow per 4 KiB, from 4096 to 65536 flows. */
+export function flowsHint(fileBytes: number): number {
+  return Math.min(MAX_INITIAL_FLOWS, Math.max(INITIAL_FLOWS, Math.floor(fileBytes / 4096)));
+}
 /** Packets logged while the host addresses are not yet known (when they must be inferred). */
 const INFER_AFTER_PACKETS = 10_000;
 const MAX_NAME_ROWS = 10_000;
@@ -81,7 +93,7 @@ export const FlowBit = { SYN: 1, SYN_ACK: 2, RST: 4, RST_FROM_RESPONDER: 8, SEQ0
  * that change rarely (handshake, retransmissions) live in `cold`.
  */
 export const FLOW_STRIDE_WORDS = 32;
-const REC_DOUBLES = 16;
+export const REC_DOUBLES = 16;
 const U8_AT = 40;
 export const N = {
   FRAMES: 6, // +dir
@@ -92,10 +104,10 @@ export const N = {
 } as const;
 /** Flows.cold fields. */
 export const C = { TAP_FIRST: 0, SYN_TIME: 1, RTT: 2, RETRANS: 3, RESETS: 4, ZERO_WINDOWS: 5 } as const;
-const C_STRIDE = 8;
+export const C_STRIDE = 8;
 /** Flows.miss: packets tshark does not count at IP level or at TCP/UDP level (+dir each). */
 export const M = { IP_FRAMES: 0, IP_BYTES: 2, L4_FRAMES: 4, L4_BYTES: 6 } as const;
-const M_STRIDE = 8;
+export const M_STRIDE = 8;
 /** Small per-flow values (bytes of the record). */
 export const U = { HOST: 0, APP: 1, TRIES: 2, TCP: 3, SYN_DIR: 4, STATE: 5 } as const;
 /** U.STATE bits. */
@@ -143,7 +155,9 @@ export class Flows {
     this.l4End = copy(this.l4End);
   }
 
+  /** Sets up new flow f, growing the arrays when needed (here rather than at the caller: see the end of the file). */
   init(f: number): void {
+    if (f >= this.capacity) this.grow();
     const c = f * C_STRIDE;
     this.cold[c + C.TAP_FIRST] = -1;
     this.cold[c + C.SYN_TIME] = -1;
@@ -250,8 +264,9 @@ const FRAG_NOT_REASSEMBLED = 3;
 
 export class Analyzer {
   readonly options: AnalyzerOptions;
-  readonly table = new FlowTable(KEY_WIDTH, 4096, FLOW_STRIDE_WORDS);
-  readonly flows = new Flows(this.table, 4096);
+  // assigned first thing in the constructor (sized from the options); `declare` so that they are never undefined first
+  declare readonly table: FlowTable;
+  declare readonly flows: Flows;
   readonly timeline: TimelineBuilder;
   /** The current packet's time (ns from packet 0), shared with the timeline: doubles passed as arguments are boxed. */
   readonly clock = new Float64Array(1);
@@ -298,6 +313,13 @@ export class Analyzer {
   /** Host addresses: IPv4 words and IPv6 words (4 per address). */
   hostV4: number[] = [];
   hostV6: number[] = [];
+  /**
+   * hostV4 / hostV6 as hostMaskOf() reads them, after a sentinel that matches no address (-1): the loops run from the
+   * first packet on, also while the host is being inferred, so that V8 has compiled them when the host becomes known
+   * (a loop body that never ran deoptimizes the packet path when it first runs). Set by setHosts().
+   */
+  private hostMatch4 = new Float64Array([-1]);
+  private hostMatch6 = new Float64Array([-1, -1, -1, -1]);
   hostSource: 'given' | 'inferred' | 'none';
   hostNote: string | undefined;
   private inferring: boolean;
@@ -316,6 +338,12 @@ export class Analyzer {
   constructor(options: AnalyzerOptions = {}) {
     this.options = options;
     this.maxFlows = options.maxFlows ?? DEFAULT_MAX_FLOWS;
+    const expected = Math.min(
+      this.maxFlows,
+      Math.min(MAX_INITIAL_FLOWS, Math.max(INITIAL_FLOWS, Math.floor(options.expectedFlows ?? 0))),
+    );
+    this.table = new FlowTable(KEY_WIDTH, expected, FLOW_STRIDE_WORDS);
+    this.flows = new Flows(this.table, this.table.capacity);
     if (options.binSeconds !== undefined && !(options.binSeconds > 0)) {
       throw new RangeError(`binSeconds must be a positive number of seconds, not ${options.binSeconds}`);
     }
@@ -330,6 +358,7 @@ export class Analyzer {
         if (parsed.version === 4) this.hostV4.push(parsed.words[0] as number);
         else this.hostV6.push(...parsed.words);
       }
+      this.setHosts();
       this.hostSource = 'given';
       this.inferring = false;
     } else {
@@ -467,11 +496,10 @@ export class Analyzer {
     const flows = this.flows;
     const table = this.table;
     if (table.inserted) {
-      if (f >= flows.capacity) flows.grow();
       flows.init(f);
       table.f64[dbl(f, N.START)] = t;
       table.f64[dbl(f, N.END)] = t;
-      table.u8[byte(f, U.HOST)] = this.inferring ? 0 : this.hostMaskOf(v6);
+      table.u8[byte(f, U.HOST)] = this.hostMaskOf(v6);
     }
     const num = table.f64;
     const o = dbl(f, 0);
@@ -521,7 +549,7 @@ export class Analyzer {
 
     // direction relative to the host
     // (while the host is being inferred every mask is 0: the packet counts as "other" until inferHost() moves it)
-    this.countDirection(f, dir, wire, true);
+    this.timeline.add(wire, this.countDirection(f, dir, wire));
     if (this.inferring) {
       const log = this.log;
       const i = log.n++;
@@ -529,7 +557,9 @@ export class Analyzer {
       log.dir[i] = dir;
       log.t[i] = t;
       log.bytes[i] = wire;
-      if (log.n === INFER_AFTER_PACKETS) this.inferHost();
+      // called on every logged packet (it returns at once until the log is full) so that the call site has type
+      // feedback when the packet path is optimized: a first call from optimized code would deoptimize it
+      this.inferHost(false);
     }
 
     let app = 0;
@@ -544,31 +574,34 @@ export class Analyzer {
     return app;
   }
 
-  /** Counts a packet's direction relative to the host (its time in clock[0]). */
-  private countDirection(f: number, dir: number, wire: number, timeline: boolean): void {
+  /** Counts a packet's direction relative to the host; returns its timeline direction. */
+  private countDirection(f: number, dir: number, wire: number): number {
     const mask = this.flows.small(f, U.HOST);
     const srcHost = (mask >> dir) & 1;
     const dstHost = (mask >> (1 - dir)) & 1;
     const cls = srcHost ? (dstHost ? 3 : Direction.OUT) : dstHost ? Direction.IN : 0;
     this.volumePackets[cls] = (this.volumePackets[cls] as number) + 1;
     this.volumeBytes[cls] = (this.volumeBytes[cls] as number) + wire;
-    const direction = cls === Direction.OUT || cls === Direction.IN ? cls : Direction.NONE;
-    if (timeline) this.timeline.add(wire, direction);
-    else this.timeline.addDirection(wire, direction);
+    return cls === Direction.OUT || cls === Direction.IN ? cls : Direction.NONE;
   }
 
-  /** Host mask of the flow whose key is in table.key. */
+  private setHosts(): void {
+    this.hostMatch4 = new Float64Array([-1, ...this.hostV4]);
+    this.hostMatch6 = new Float64Array([-1, -1, -1, -1, ...this.hostV6]);
+  }
+
+  /** Host mask of the flow whose key is in table.key (0 while the host is being inferred: no host addresses yet). */
   private hostMaskOf(v6: boolean): number {
     const key = this.table.key;
     let mask = 0;
     if (v6) {
-      const h = this.hostV6;
+      const h = this.hostMatch6;
       for (let i = 0; i < h.length; i += 4) {
         if (key[0] === h[i] && key[1] === h[i + 1] && key[2] === h[i + 2] && key[3] === h[i + 3]) mask |= 1;
         if (key[4] === h[i] && key[5] === h[i + 1] && key[6] === h[i + 2] && key[7] === h[i + 3]) mask |= 2;
       }
     } else {
-      const h = this.hostV4;
+      const h = this.hostMatch4;
       for (let i = 0; i < h.length; i++) {
         if (key[0] === h[i]) mask |= 1;
         if (key[4] === h[i]) mask |= 2;
@@ -582,7 +615,8 @@ export class Analyzer {
    * at least half of that version's packets (loopback, multicast, broadcast, unspecified and IPv6 link-local
    * addresses are not candidates). Then replays the logged packets' directions.
    */
-  private inferHost(): void {
+  private inferHost(force: boolean): void {
+    if (!force && this.log.n < INFER_AFTER_PACKETS) return;
     this.inferring = false;
     const totals = [0, 0];
     const keys = this.table.keys;
@@ -621,6 +655,7 @@ export class Analyzer {
         const words = Array.from(addresses.keys.subarray(best * 5, best * 5 + 4));
         if (v6) this.hostV6.push(...words);
         else this.hostV4.push(words[0] as number);
+        this.setHosts();
         chosen.push(
           `${v6 ? formatIPv6(words) : formatIPv4(words[0] as number)} (in ${Math.round((100 * (counts[best] as number)) / total)}% of IPv${v6 ? 6 : 4} packets)`,
         );
@@ -645,7 +680,8 @@ export class Analyzer {
       this.clock[0] = log.t[i] as number;
       this.volumePackets[0] = (this.volumePackets[0] as number) - 1;
       this.volumeBytes[0] = (this.volumeBytes[0] as number) - (log.bytes[i] as number);
-      this.countDirection(log.flow[i] as number, log.dir[i] as number, log.bytes[i] as number, false);
+      const bytes = log.bytes[i] as number;
+      this.timeline.addDirection(bytes, this.countDirection(log.flow[i] as number, log.dir[i] as number, bytes));
     }
     this.clock[0] = now;
     log.n = 0;
@@ -932,7 +968,7 @@ export class Analyzer {
 
   /** Builds the report; `read` is the reader's result (file facts, warnings). */
   finish(read?: ReadResult, context: FinishContext = {}): Report {
-    if (this.inferring) this.inferHost();
+    if (this.inferring) this.inferHost(true);
     for (const [f, h] of this.pendingHello) this.finishHello(h, f);
     return buildReport(this, read, context);
   }
@@ -1008,3 +1044,11 @@ export function decodeStackId(id: number): { link: number; vlan: boolean; net: n
 }
 
 export { Link };
+
+// Give Flows' growth path type feedback at load (as flow-table.ts does for the table), so that the first growth does
+// not deoptimize the packet path.
+{
+  // (enough calls for V8 to allocate init()'s feedback vector before the last growths)
+  const flows = new Flows(new FlowTable(1, 1), 1);
+  for (let f = 0; f < 256; f++) flows.init(f);
+}

@@ -4,13 +4,19 @@ import type { Analyzer } from './analyzer.js';
 import {
   APP_NAMES,
   App,
+  byte,
   C,
+  C_STRIDE,
   DEFAULT_MAX_ROWS,
   decodeStackId,
   FLOW_STRIDE_WORDS,
   FlowBit,
+  M,
+  M_STRIDE,
   META_PORTS,
   META_V6,
+  N,
+  REC_DOUBLES,
   STACKS,
   State,
   U,
@@ -76,11 +82,152 @@ export function topIndices(weights: Float64Array, seconds: Float64Array, count: 
   return picked.length > limit ? picked.slice(0, limit) : picked;
 }
 
-/** A column of `count` values. */
-function column(count: number, value: (i: number) => number): Float64Array {
-  const out = new Float64Array(count);
-  for (let i = 0; i < count; i++) out[i] = value(i);
-  return out;
+/**
+ * Flows aggregated by address pair, as tshark's IP conversation table counts them. A loop of its own, small enough
+ * for V8 to optimize while it runs (in buildReport the loop would end before the big function's OSR code is ready).
+ */
+function ipPairs(a: Analyzer, cols: ReturnType<typeof flowColumns>) {
+  const keys = a.table.keys;
+  const nFlows = a.table.size;
+  const flows = a.flows;
+  const tapF = cols.tapF;
+  const tapB = cols.tapB;
+  const ipTable = new FlowTable(9, Math.max(16, nFlows));
+  const ipFrames = new Float64Array(Math.max(1, nFlows) * 2);
+  const ipBytes = new Float64Array(Math.max(1, nFlows) * 2);
+  const ipFirst = new Float64Array(Math.max(1, nFlows)).fill(-1);
+  const ipFirstDir = new Uint8Array(Math.max(1, nFlows));
+  const ipStart = new Float64Array(Math.max(1, nFlows));
+  const ipEnd = new Float64Array(Math.max(1, nFlows));
+  const k = ipTable.key;
+  const cold = flows.cold;
+  const u8 = a.table.u8;
+  for (let f = 0; f < nFlows; f++) {
+    const t0 = tapF[2 * f] as number;
+    const t1 = tapF[2 * f + 1] as number;
+    if (t0 + t1 === 0) continue;
+    const base = f * FLOW_STRIDE_WORDS;
+    k[0] = keys[base] as number;
+    k[1] = keys[base + 1] as number;
+    k[2] = keys[base + 2] as number;
+    k[3] = keys[base + 3] as number;
+    k[4] = keys[base + 4] as number;
+    k[5] = keys[base + 5] as number;
+    k[6] = keys[base + 6] as number;
+    k[7] = keys[base + 7] as number;
+    k[8] = (keys[base + 9] as number) & META_V6;
+    const c = ipTable.findOrInsert();
+    const inserted = ipTable.inserted;
+    const same = sameAddresses(keys, base);
+    const b0 = tapB[2 * f] as number;
+    const b1 = tapB[2 * f + 1] as number;
+    if (same) {
+      ipFrames[2 * c] = (ipFrames[2 * c] as number) + t0;
+      ipBytes[2 * c] = (ipBytes[2 * c] as number) + b0;
+      ipFrames[2 * c] = (ipFrames[2 * c] as number) + t1;
+      ipBytes[2 * c] = (ipBytes[2 * c] as number) + b1;
+    } else {
+      ipFrames[2 * c] = (ipFrames[2 * c] as number) + t0;
+      ipBytes[2 * c] = (ipBytes[2 * c] as number) + b0;
+      ipFrames[2 * c + 1] = (ipFrames[2 * c + 1] as number) + t1;
+      ipBytes[2 * c + 1] = (ipBytes[2 * c + 1] as number) + b1;
+    }
+    const first = cold[f * C_STRIDE + C.TAP_FIRST] as number;
+    if (inserted || first < (ipFirst[c] as number)) {
+      ipFirst[c] = first;
+      ipFirstDir[c] = same ? 0 : (u8[byte(f, U.STATE)] as number) & State.TAP_DIR ? 1 : 0;
+    }
+    const start = cols.tapStart[f] as number;
+    const end = cols.tapEnd[f] as number;
+    if (inserted || start < (ipStart[c] as number)) ipStart[c] = start;
+    if (inserted || end > (ipEnd[c] as number)) ipEnd[c] = end;
+  }
+  return { ipTable, ipFrames, ipBytes, ipFirstDir, ipStart, ipEnd };
+}
+
+/** Both sides of every IP conversation (a function of its own, for V8: see ipPairs). */
+function ipEndpointTally(ipTable: FlowTable, ipFrames: Float64Array, ipBytes: Float64Array): Tally {
+  const ipTally = new Tally(Math.max(16, ipTable.size * 2));
+  const ipKeys = ipTable.keys;
+  for (let c = 0; c < ipTable.size; c++) {
+    const at = c * 9;
+    const meta = ipKeys[at + 8] as number;
+    const f0 = ipFrames[2 * c] as number;
+    const f1 = ipFrames[2 * c + 1] as number;
+    const b0 = ipBytes[2 * c] as number;
+    const b1 = ipBytes[2 * c + 1] as number;
+    if (sameWords(ipKeys, at, at + 4)) {
+      ipTally.add(ipKeys, at, 0, meta, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
+    } else {
+      ipTally.add(ipKeys, at, 0, meta, f0, b0, f1, b1);
+      ipTally.add(ipKeys, at + 4, 0, meta, f1, b1, f0, b0);
+    }
+  }
+  return ipTally;
+}
+
+/** Both sides of every TCP/UDP conversation. */
+function l4EndpointTally(a: Analyzer, l4F: Float64Array, l4B: Float64Array): Tally {
+  const keys = a.table.keys;
+  const nFlows = a.table.size;
+  const l4Tally = new Tally(Math.max(16, nFlows * 2));
+  for (let f = 0; f < nFlows; f++) {
+    const base = f * FLOW_STRIDE_WORDS;
+    const meta = keys[base + 9] as number;
+    const proto = meta & 0xff;
+    if ((proto !== 6 && proto !== 17) || !(meta & META_PORTS)) continue;
+    const f0 = l4F[2 * f] as number;
+    const f1 = l4F[2 * f + 1] as number;
+    if (f0 + f1 === 0) continue;
+    const b0 = l4B[2 * f] as number;
+    const b1 = l4B[2 * f + 1] as number;
+    const ports = keys[base + 8] as number;
+    const loPort = ports >>> 16;
+    const hiPort = ports & 0xffff;
+    const tag = meta & (0xff | META_V6);
+    if (loPort === hiPort && sameAddresses(keys, base)) {
+      l4Tally.add(keys, base, loPort, tag, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
+    } else {
+      l4Tally.add(keys, base, loPort, tag, f0, b0, f1, b1);
+      l4Tally.add(keys, base + 4, hiPort, tag, f1, b1, f0, b0);
+    }
+  }
+  return l4Tally;
+}
+
+/** Per-flow counts of tshark's IP table (tap) and TCP/UDP tables (l4): frames and bytes per direction, first/last. */
+function flowColumns(a: Analyzer) {
+  const n = a.table.size;
+  const f64 = a.table.f64;
+  const u8 = a.table.u8;
+  const flows = a.flows;
+  const miss = flows.miss;
+  const tapF = new Float64Array(2 * n);
+  const tapB = new Float64Array(2 * n);
+  const l4F = new Float64Array(2 * n);
+  const l4B = new Float64Array(2 * n);
+  const tapStart = new Float64Array(n);
+  const tapEnd = new Float64Array(n);
+  for (let f = 0; f < n; f++) {
+    const r = f * REC_DOUBLES;
+    const m = f * M_STRIDE;
+    const fr0 = f64[r + N.FRAMES] as number;
+    const fr1 = f64[r + N.FRAMES + 1] as number;
+    const by0 = f64[r + N.BYTES] as number;
+    const by1 = f64[r + N.BYTES + 1] as number;
+    tapF[2 * f] = fr0 - (miss[m + M.IP_FRAMES] as number);
+    tapF[2 * f + 1] = fr1 - (miss[m + M.IP_FRAMES + 1] as number);
+    tapB[2 * f] = by0 - (miss[m + M.IP_BYTES] as number);
+    tapB[2 * f + 1] = by1 - (miss[m + M.IP_BYTES + 1] as number);
+    l4F[2 * f] = fr0 - (miss[m + M.L4_FRAMES] as number);
+    l4F[2 * f + 1] = fr1 - (miss[m + M.L4_FRAMES + 1] as number);
+    l4B[2 * f] = by0 - (miss[m + M.L4_BYTES] as number);
+    l4B[2 * f + 1] = by1 - (miss[m + M.L4_BYTES + 1] as number);
+    const ipMiss = ((u8[byte(f, U.STATE)] as number) & State.IP_MISS) !== 0;
+    tapStart[f] = ipMiss ? (flows.tapStart[f] as number) : (f64[r + N.START] as number);
+    tapEnd[f] = ipMiss ? (flows.tapEnd[f] as number) : (f64[r + N.END] as number);
+  }
+  return { tapF, tapB, l4F, l4B, tapStart, tapEnd };
 }
 
 function addressText(words: Uint32Array, at: number, v6: boolean): string {
@@ -151,49 +298,26 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   // ---- protocol hierarchy
   const protocols = protocolTree(a);
 
+  // ---- per-flow counts as tshark's IP and TCP/UDP tables see them, in one tight pass (no per-flow calls later)
+  const cols = flowColumns(a);
+  const l4F = cols.l4F;
+  const l4B = cols.l4B;
+
   // ---- IP conversations: flows aggregated by address pair
-  const ipTable = new FlowTable(9, Math.max(16, nFlows));
-  const ipFrames = new Float64Array(Math.max(1, nFlows) * 2);
-  const ipBytes = new Float64Array(Math.max(1, nFlows) * 2);
-  const ipFirst = new Float64Array(Math.max(1, nFlows)).fill(-1);
-  const ipFirstDir = new Uint8Array(Math.max(1, nFlows));
-  const ipStart = new Float64Array(Math.max(1, nFlows));
-  const ipEnd = new Float64Array(Math.max(1, nFlows));
-  for (let f = 0; f < nFlows; f++) {
-    const t0 = flows.tapFrames(f, 0);
-    const t1 = flows.tapFrames(f, 1);
-    if (t0 + t1 === 0) continue;
-    const base = f * FLOW_STRIDE_WORDS;
-    const k = ipTable.key;
-    for (let i = 0; i < 8; i++) k[i] = keys[base + i] as number;
-    k[8] = (keys[base + 9] as number) & META_V6;
-    const c = ipTable.findOrInsert();
-    const same = sameAddresses(keys, base);
-    for (let dir = 0; dir < 2; dir++) {
-      const ipDir = same ? 0 : dir;
-      ipFrames[2 * c + ipDir] = (ipFrames[2 * c + ipDir] as number) + flows.tapFrames(f, dir);
-      ipBytes[2 * c + ipDir] = (ipBytes[2 * c + ipDir] as number) + flows.tapBytes(f, dir);
-    }
-    const first = flows.field(f, C.TAP_FIRST);
-    if (ipTable.inserted || first < (ipFirst[c] as number)) {
-      ipFirst[c] = first;
-      ipFirstDir[c] = same ? 0 : flows.state(f) & State.TAP_DIR ? 1 : 0;
-    }
-    if (ipTable.inserted || flows.tapStartOf(f) < (ipStart[c] as number)) ipStart[c] = flows.tapStartOf(f);
-    if (ipTable.inserted || flows.tapEndOf(f) > (ipEnd[c] as number)) ipEnd[c] = flows.tapEndOf(f);
-  }
+  const { ipTable, ipFrames, ipBytes, ipFirstDir, ipStart, ipEnd } = ipPairs(a, cols);
   const ipConv = (v6: boolean) => {
-    const rows: number[] = [];
-    for (let c = 0; c < ipTable.size; c++) if (((ipTable.keys[c * 9 + 8] as number) !== 0) === v6) rows.push(c);
-    const bytes = column(
-      rows.length,
-      (i) => (ipBytes[2 * (rows[i] as number)] as number) + (ipBytes[2 * (rows[i] as number) + 1] as number),
-    );
-    const frames = column(
-      rows.length,
-      (i) => (ipFrames[2 * (rows[i] as number)] as number) + (ipFrames[2 * (rows[i] as number) + 1] as number),
-    );
-    const top = topIndices(bytes, frames, rows.length, maxRows);
+    const ipKeys = ipTable.keys;
+    const rows = new Int32Array(ipTable.size);
+    let n = 0;
+    for (let c = 0; c < ipTable.size; c++) if (((ipKeys[c * 9 + 8] as number) !== 0) === v6) rows[n++] = c;
+    const bytes = new Float64Array(n);
+    const frames = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = rows[i] as number;
+      bytes[i] = (ipBytes[2 * c] as number) + (ipBytes[2 * c + 1] as number);
+      frames[i] = (ipFrames[2 * c] as number) + (ipFrames[2 * c + 1] as number);
+    }
+    const top = topIndices(bytes, frames, n, maxRows);
     const list: Conversation[] = top.map((i) => {
       const c = rows[i] as number;
       const d = ipFirstDir[c] as number;
@@ -211,25 +335,29 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
         ((ipEnd[c] as number) - (ipStart[c] as number)) / NS,
       );
     });
-    return { list, omitted: rows.length - list.length };
+    return { list, omitted: n - list.length };
   };
   const conv4 = ipConv(false);
   const conv6 = ipConv(true);
 
   // ---- TCP/UDP conversations: the flows themselves
   const l4Conv = (proto: number) => {
-    const rows: number[] = [];
+    const rows = new Int32Array(nFlows);
+    const bytes = new Float64Array(nFlows);
+    const frames = new Float64Array(nFlows);
+    let n = 0;
     for (let f = 0; f < nFlows; f++) {
       const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
       if ((meta & 0xff) !== proto || !(meta & META_PORTS)) continue;
-      if (flows.l4Frames(f, 0) + flows.l4Frames(f, 1) > 0) rows.push(f);
+      const fr = (l4F[2 * f] as number) + (l4F[2 * f + 1] as number);
+      if (fr > 0) {
+        rows[n] = f;
+        frames[n] = fr;
+        bytes[n] = (l4B[2 * f] as number) + (l4B[2 * f + 1] as number);
+        n++;
+      }
     }
-    const bytes = column(rows.length, (i) => flows.l4Bytes(rows[i] as number, 0) + flows.l4Bytes(rows[i] as number, 1));
-    const frames = column(
-      rows.length,
-      (i) => flows.l4Frames(rows[i] as number, 0) + flows.l4Frames(rows[i] as number, 1),
-    );
-    const top = topIndices(bytes, frames, rows.length, maxRows);
+    const top = topIndices(bytes, frames, n, maxRows);
     const list = top.map((i) => {
       const f = rows[i] as number;
       const d = flows.state(f) & State.L4_DIR ? 1 : 0;
@@ -243,10 +371,10 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
         addressText(keys, base + (d === 0 ? 4 : 0), v6),
         d === 0 ? loPort : hiPort,
         d === 0 ? hiPort : loPort,
-        flows.l4Frames(f, d),
-        flows.l4Bytes(f, d),
-        flows.l4Frames(f, 1 - d),
-        flows.l4Bytes(f, 1 - d),
+        l4F[2 * f + d] as number,
+        l4B[2 * f + d] as number,
+        l4F[2 * f + 1 - d] as number,
+        l4B[2 * f + 1 - d] as number,
         flows.l4StartOf(f) / NS,
         (flows.l4EndOf(f) - flows.l4StartOf(f)) / NS,
       );
@@ -256,50 +384,14 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
       if (name) row.name = name;
       return row;
     });
-    return { list, omitted: rows.length - list.length };
+    return { list, omitted: n - list.length };
   };
   const convTcp = l4Conv(6);
   const convUdp = l4Conv(17);
 
   // ---- endpoints: both sides of every conversation
-  const ipTally = new Tally(Math.max(16, ipTable.size * 2));
-  const ipKeys = ipTable.keys;
-  for (let c = 0; c < ipTable.size; c++) {
-    const at = c * 9;
-    const meta = ipKeys[at + 8] as number;
-    const f0 = ipFrames[2 * c] as number;
-    const f1 = ipFrames[2 * c + 1] as number;
-    const b0 = ipBytes[2 * c] as number;
-    const b1 = ipBytes[2 * c + 1] as number;
-    if (sameWords(ipKeys, at, at + 4)) {
-      ipTally.add(ipKeys, at, 0, meta, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
-    } else {
-      ipTally.add(ipKeys, at, 0, meta, f0, b0, f1, b1);
-      ipTally.add(ipKeys, at + 4, 0, meta, f1, b1, f0, b0);
-    }
-  }
-  const l4Tally = new Tally(Math.max(16, nFlows * 2));
-  for (let f = 0; f < nFlows; f++) {
-    const base = f * FLOW_STRIDE_WORDS;
-    const meta = keys[base + 9] as number;
-    const proto = meta & 0xff;
-    if ((proto !== 6 && proto !== 17) || !(meta & META_PORTS)) continue;
-    const f0 = flows.l4Frames(f, 0);
-    const f1 = flows.l4Frames(f, 1);
-    if (f0 + f1 === 0) continue;
-    const b0 = flows.l4Bytes(f, 0);
-    const b1 = flows.l4Bytes(f, 1);
-    const ports = keys[base + 8] as number;
-    const loPort = ports >>> 16;
-    const hiPort = ports & 0xffff;
-    const tag = meta & (0xff | META_V6);
-    if (loPort === hiPort && sameAddresses(keys, base)) {
-      l4Tally.add(keys, base, loPort, tag, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
-    } else {
-      l4Tally.add(keys, base, loPort, tag, f0, b0, f1, b1);
-      l4Tally.add(keys, base + 4, hiPort, tag, f1, b1, f0, b0);
-    }
-  }
+  const ipTally = ipEndpointTally(ipTable, ipFrames, ipBytes);
+  const l4Tally = l4EndpointTally(a, l4F, l4B);
   const ipEndpoints = (v6: boolean) => ipTally.rows(v6 ? META_V6 : 0, maxRows, false);
   const l4Endpoints = (proto: number) => ({
     list: [...l4Tally.rows(proto, maxRows, true).list, ...l4Tally.rows(proto | META_V6, maxRows, true).list]
@@ -460,10 +552,26 @@ function conversation(
   relStart: number,
   duration: number,
 ): Conversation {
+  // two literal shapes, not a spread: this runs for every row kept
+  if (portA !== undefined) {
+    return {
+      a,
+      b,
+      portA,
+      portB: portB as number,
+      framesAtoB,
+      bytesAtoB,
+      framesBtoA,
+      bytesBtoA,
+      frames: framesAtoB + framesBtoA,
+      bytes: bytesAtoB + bytesBtoA,
+      relStart,
+      duration,
+    };
+  }
   return {
     a,
     b,
-    ...(portA !== undefined ? { portA, portB: portB as number } : {}),
     framesAtoB,
     bytesAtoB,
     framesBtoA,
@@ -519,33 +627,46 @@ class Tally {
   rows(tag: number, maxRows: number, withPort: boolean): { list: Endpoint[]; omitted: number } {
     const t = this.table;
     const d = t.f64;
-    const picked: number[] = [];
-    for (let e = 0; e < t.size; e++) if (t.keys[e * 14 + 5] === tag) picked.push(e);
-    const bytes = column(
-      picked.length,
-      (i) => (d[(picked[i] as number) * 7 + 4] as number) + (d[(picked[i] as number) * 7 + 6] as number),
-    );
-    const frames = column(
-      picked.length,
-      (i) => (d[(picked[i] as number) * 7 + 3] as number) + (d[(picked[i] as number) * 7 + 5] as number),
-    );
-    const top = topIndices(bytes, frames, picked.length, maxRows);
+    const keys = t.keys;
+    const picked = new Int32Array(t.size);
+    const bytes = new Float64Array(t.size);
+    const frames = new Float64Array(t.size);
+    let n = 0;
+    for (let e = 0; e < t.size; e++) {
+      if (keys[e * 14 + 5] !== tag) continue;
+      picked[n] = e;
+      bytes[n] = (d[e * 7 + 4] as number) + (d[e * 7 + 6] as number);
+      frames[n] = (d[e * 7 + 3] as number) + (d[e * 7 + 5] as number);
+      n++;
+    }
+    const top = topIndices(bytes, frames, n, maxRows);
     const v6 = (tag & META_V6) !== 0;
     const list = top.map((i) => {
       const e = picked[i] as number;
       const o = e * 7 + 3;
-      return {
-        address: addressText(t.keys, e * 14, v6),
-        ...(withPort ? { port: t.keys[e * 14 + 4] as number } : {}),
-        frames: frames[i] as number,
-        bytes: bytes[i] as number,
-        txFrames: d[o] as number,
-        txBytes: d[o + 1] as number,
-        rxFrames: d[o + 2] as number,
-        rxBytes: d[o + 3] as number,
-      };
+      const address = addressText(t.keys, e * 14, v6);
+      return withPort
+        ? {
+            address,
+            port: t.keys[e * 14 + 4] as number,
+            frames: frames[i] as number,
+            bytes: bytes[i] as number,
+            txFrames: d[o] as number,
+            txBytes: d[o + 1] as number,
+            rxFrames: d[o + 2] as number,
+            rxBytes: d[o + 3] as number,
+          }
+        : {
+            address,
+            frames: frames[i] as number,
+            bytes: bytes[i] as number,
+            txFrames: d[o] as number,
+            txBytes: d[o + 1] as number,
+            rxFrames: d[o + 2] as number,
+            rxBytes: d[o + 3] as number,
+          };
     });
-    return { list, omitted: picked.length - list.length };
+    return { list, omitted: n - list.length };
   }
 }
 
@@ -729,12 +850,13 @@ function remoteFacts(a: Analyzer): RemoteFacts {
       const t = kind === 'address' ? addr : svc;
       const vals = kind === 'address' ? addrVals : svcVals;
       const o = dir === 'out' ? 0 : 2;
-      const list = topIndices(
-        column(t.size, (e) => vals[6 * e + o] as number),
-        column(t.size, (e) => vals[6 * e + o + 1] as number),
-        t.size,
-        limit,
-      )
+      const weights = new Float64Array(t.size);
+      const seconds = new Float64Array(t.size);
+      for (let e = 0; e < t.size; e++) {
+        weights[e] = vals[6 * e + o] as number;
+        seconds[e] = vals[6 * e + o + 1] as number;
+      }
+      const list = topIndices(weights, seconds, t.size, limit)
         .filter((e) => (vals[6 * e + o] as number) > 0)
         .map((e) => peer(kind, e, dir));
       memo.set(id, list);

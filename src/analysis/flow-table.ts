@@ -128,3 +128,14 @@ export class FlowTable {
     this.mask = mask;
   }
 }
+
+// Growing is rare: the first growth happens after findOrInsert() has been optimized for the packet path, and a call
+// site that has never run (no type feedback) makes V8 deoptimize the packet path there and compile it again. Running
+// the growth paths once at load, on a throwaway table, gives them feedback (methods share it across instances).
+{
+  const t = new FlowTable(1, 1);
+  for (let i = 0; i < 256; i++) {
+    t.key[0] = i;
+    t.findOrInsert();
+  }
+}

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { readCaptureFile, readCaptureStream } from '../pcap/reader.js';
 import type { RawPacket, ReadOptions, ReadResult } from '../pcap/types.js';
-import { Analyzer, type AnalyzerOptions } from './analyzer.js';
+import { Analyzer, type AnalyzerOptions, flowsHint } from './analyzer.js';
 import type { Report } from './report.js';
 
 export { Analyzer, type AnalyzerOptions, DEFAULT_MAX_FLOWS, DEFAULT_MAX_ROWS } from './analyzer.js';
@@ -51,8 +51,8 @@ async function loadBaseline(
 /** Analyzes a capture file (pcap or pcapng) in one streaming pass. */
 export async function analyzeCapture(path: string, options: AnalyzeOptions = {}): Promise<Report> {
   const base = await loadBaseline(options.baseline, options);
-  const analyzer = new Analyzer(options);
   const size = (await stat(path)).size;
+  const analyzer = new Analyzer({ expectedFlows: flowsHint(size), ...options });
   const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
   const read = await readCaptureFile(path, withProgress(analyzer, options.onProgress), readOptions);
   return analyzer.finish(read, {

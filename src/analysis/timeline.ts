@@ -73,7 +73,7 @@ export class TimelineBuilder {
     const i = this.index(this.clock[0] as number);
     this.packets[i] = (this.packets[i] as number) + 1;
     this.bytes[i] = (this.bytes[i] as number) + bytes;
-    if (direction !== 0) this.addDirectionAtBin(i, bytes, direction);
+    this.addDirectionAtBin(i, bytes, direction);
   }
 
   /** Adds only the direction of a packet already counted at clock[0] (when the host was decided after it). */
@@ -81,14 +81,17 @@ export class TimelineBuilder {
     if (direction !== 0) this.addDirectionAtBin(this.index(this.clock[0] as number), bytes, direction);
   }
 
+  /**
+   * Without branches on the direction (adding 0 to the other columns): while the host is being inferred every
+   * direction is NONE, and code that first runs once the host is known would deoptimize the packet path.
+   */
   private addDirectionAtBin(i: number, bytes: number, direction: number): void {
-    if (direction === Direction.OUT) {
-      this.outPackets[i] = (this.outPackets[i] as number) + 1;
-      this.outBytes[i] = (this.outBytes[i] as number) + bytes;
-    } else {
-      this.inPackets[i] = (this.inPackets[i] as number) + 1;
-      this.inBytes[i] = (this.inBytes[i] as number) + bytes;
-    }
+    const out = direction === Direction.OUT ? 1 : 0;
+    const inbound = direction === Direction.IN ? 1 : 0;
+    this.outPackets[i] = (this.outPackets[i] as number) + out;
+    this.outBytes[i] = (this.outBytes[i] as number) + bytes * out;
+    this.inPackets[i] = (this.inPackets[i] as number) + inbound;
+    this.inBytes[i] = (this.inBytes[i] as number) + bytes * inbound;
   }
 
   private columns(): Float64Array[] {
