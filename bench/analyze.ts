@@ -12,8 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { CLI, fmt, machineInfo, mdTable, numberFlags, requireBuild, stats, writeResults } from './lib.js';
+import { CLI, fmt, machineInfo, mdTable, numberFlags, requireBuild, runIfMain, stats, writeResults } from './lib.js';
 import { generateCapture } from './pcap-gen.js';
 
 const WEB_MIX = [
@@ -139,7 +138,4 @@ export async function runAnalyzeBench(argv: string[] = []) {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { mdFile } = await runAnalyzeBench(process.argv.slice(2));
-  process.stdout.write(`${readFileSync(mdFile, 'utf8')}\n`);
-}
+runIfMain(import.meta.url, 'analyze', runAnalyzeBench, { build: true });

@@ -12,7 +12,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { buildTcpdumpArgv } from '../src/agent/capture-engine.js';
 import { scanPcapFile } from '../src/pcap/classic.js';
 import { snaplenFor } from '../src/watcher/parameters.js';
@@ -33,9 +32,8 @@ import {
   numberFlags,
   onCleanup,
   pinned,
-  requireBuild,
-  requireRoot,
   runCleanups,
+  runIfMain,
   type Spawned,
   sleep,
   spawnProcess,
@@ -539,14 +537,4 @@ function markdown(r: {
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  requireRoot('bench/capture-throughput.ts');
-  requireBuild();
-  runCaptureThroughput(process.argv.slice(2))
-    .then(({ mdFile, jsonFile }) => process.stdout.write(`results: ${mdFile}\n         ${jsonFile}\n`))
-    .catch(async (err: unknown) => {
-      process.stderr.write(`capture-throughput failed: ${(err as Error).stack ?? err}\n`);
-      await runCleanups();
-      process.exit(1);
-    });
-}
+runIfMain(import.meta.url, 'capture-throughput', runCaptureThroughput);

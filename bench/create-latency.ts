@@ -23,7 +23,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { createTwoHosts } from '../test/netns.js';
 import {
   fmt,
@@ -33,9 +32,8 @@ import {
   numberFlags,
   onCleanup,
   percentile,
-  requireBuild,
-  requireRoot,
   runCleanups,
+  runIfMain,
   sleep,
   spawnProcess,
   startTripcap,
@@ -273,14 +271,4 @@ function markdown(r: {
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  requireRoot('bench/create-latency.ts');
-  requireBuild();
-  runCreateLatency(process.argv.slice(2))
-    .then(({ mdFile, jsonFile }) => process.stdout.write(`results: ${mdFile}\n         ${jsonFile}\n`))
-    .catch(async (err: unknown) => {
-      process.stderr.write(`create-latency failed: ${(err as Error).stack ?? err}\n`);
-      await runCleanups();
-      process.exit(1);
-    });
-}
+runIfMain(import.meta.url, 'create-latency', runCreateLatency);

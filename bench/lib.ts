@@ -3,7 +3,7 @@ import { closeSync, createWriteStream, existsSync, openSync, readdirSync, readFi
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { linkToRoot, type NetnsHost } from '../test/netns.js';
@@ -540,4 +540,26 @@ export function numberFlags<T extends Record<string, number>>(argv: string[], de
     out[key] = value;
   }
   return out as T;
+}
+
+/**
+ * Runs a benchmark when its file is the program (`node --import tsx bench/x.ts …`), not when bench/run.ts imports it:
+ * checks root and the build when asked, prints where the results are, and cleans up on failure.
+ */
+export function runIfMain(
+  moduleUrl: string,
+  name: string,
+  run: (argv: string[]) => Promise<{ mdFile: string; jsonFile: string }>,
+  needs: { root?: boolean; build?: boolean } = { root: true, build: true },
+): void {
+  if (moduleUrl !== pathToFileURL(process.argv[1] ?? '').href) return;
+  if (needs.root) requireRoot(`bench/${name}.ts`);
+  if (needs.build) requireBuild();
+  run(process.argv.slice(2))
+    .then(({ mdFile, jsonFile }) => process.stdout.write(`results: ${mdFile}\n         ${jsonFile}\n`))
+    .catch(async (err: unknown) => {
+      process.stderr.write(`${name} failed: ${(err as Error).stack ?? err}\n`);
+      await runCleanups();
+      process.exit(1);
+    });
 }

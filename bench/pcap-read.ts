@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { readCaptureFile, readCaptureStream } from '../src/pcap/reader.js';
 import type { RawPacket } from '../src/pcap/types.js';
-import { fmt, machineInfo, mdTable, numberFlags, stats, writeResults } from './lib.js';
+import { fmt, machineInfo, mdTable, numberFlags, runIfMain, stats, writeResults } from './lib.js';
 
 const num = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
@@ -240,7 +240,6 @@ export async function runPcapRead(argv = process.argv.slice(2)) {
 if (process.argv[2] === '--child') {
   const [, , , file, mode, runs] = process.argv;
   await child(file as string, mode as Mode, Number(runs));
-} else if (process.argv[1] === THIS_FILE) {
-  const { mdFile, jsonFile } = await runPcapRead();
-  process.stdout.write(`${mdFile}\n${jsonFile}\n`);
+} else {
+  runIfMain(import.meta.url, 'pcap-read', runPcapRead, {});
 }
