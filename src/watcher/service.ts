@@ -48,6 +48,11 @@ export interface CaptureRef {
   captureName: string;
 }
 
+/** Whether a capture's files go to the blob store (else they stay on the VM at filePath). */
+function uploadsToStore(input: PacketCaptureInput): boolean {
+  return Boolean(input.storageLocation.storageId || input.storageLocation.storagePath);
+}
+
 export function captureResourceId(ref: CaptureRef): string {
   return `/subscriptions/${ref.subscriptionId}/resourceGroups/${ref.resourceGroup}/providers/Microsoft.Network/networkWatchers/${ref.watcherName}/packetCaptures/${ref.captureName}`;
 }
@@ -609,7 +614,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
       maxBytes: ring ? 0 : p.totalBytesPerSession,
       timeLimitSeconds: ring ? (p.captureSettings?.sessionTimeLimitInSeconds ?? 86_400) : p.timeLimitInSeconds,
       ...(localFile ? { localFile } : {}),
-      upload: Boolean(p.storageLocation.storageId || p.storageLocation.storagePath),
+      upload: uploadsToStore(p),
       ...(ring ? { ring } : {}),
     };
   }
@@ -715,10 +720,13 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     }
     if (request.nics) {
       const agent = await db.selectFrom('agents').select('vm_key').where('id', '=', agentId).executeTakeFirstOrThrow();
+      const nics = JSON.stringify(request.nics);
+      // Heartbeats repeat the NICs every few seconds: write only when they changed.
       await db
         .updateTable('vms')
-        .set({ nics: JSON.stringify(request.nics), updated_at: isoNow() })
+        .set({ nics, updated_at: isoNow() })
         .where('key', '=', agent.vm_key)
+        .where('nics', '!=', nics)
         .execute();
     }
   }
@@ -799,15 +807,14 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
       body.resume();
       return { blobName: done.blob_name, duplicate: true };
     }
-    const vm = parseVmId((JSON.parse(row.properties) as PacketCaptureInput).target);
+    const vm = parseVmId(input.target);
     if (!vm) throw new ApiError(500, 'InternalError', 'The capture has no valid target.');
-    const p = JSON.parse(row.properties) as PacketCaptureInput;
     const blobName = captureBlobName({
       subscriptionId: vm.subscriptionId,
       resourceGroup: vm.resourceGroup,
       vmName: vm.name,
       startTime: new Date(row.capture_start_time ?? row.created_at),
-      ...(p.continuousCapture ? { sequence: file.seq } : {}),
+      ...(input.continuousCapture ? { sequence: file.seq } : {}),
     });
     const put = await store
       .put(blobName, body, { expectedSha256: file.sha256, ...(signal ? { signal } : {}) })
@@ -852,9 +859,8 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
         ...(stored.report ? { report: JSON.parse(stored.report) as unknown } : {}),
       };
     }
-    const localOnly =
-      !(JSON.parse(row.properties) as PacketCaptureInput).storageLocation.storageId && row.status !== 'NotStarted';
-    return localOnly && ACTIVE.indexOf(row.status) < 0
+    const ended = !ACTIVE.includes(row.status);
+    return ended && !uploadsToStore(JSON.parse(row.properties) as PacketCaptureInput)
       ? { status: 'Unavailable', error: "The file stays on the VM (filePath only): run 'tripcap analyze' on it there." }
       : { status: 'NotStarted' };
   }

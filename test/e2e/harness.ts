@@ -8,6 +8,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
+import type { FileView } from '../../src/watcher/arm-shape.js';
 import { createTwoHosts, linkToRoot, type NetnsHost, type RootLink, type TwoHosts } from '../netns.js';
 
 /**
@@ -166,17 +167,8 @@ export interface ApiResponse<T> {
   body: T;
 }
 
-export interface CaptureFile {
-  seq: number;
-  name: string;
-  storagePath: string | null;
-  localPath: string | null;
-  size: number;
-  packets: number;
-  kernelDrops: number;
-  sha256: string;
-  downloadUrl: string | null;
-}
+/** A file as queryStatus lists it. */
+export type CaptureFile = FileView;
 
 export interface CaptureStatus {
   name: string;
