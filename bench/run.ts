@@ -1,8 +1,9 @@
 /**
  * Runs every benchmark in sequence (`npm run bench`, which builds first): capture throughput, then create-to-Running
- * latency, then the capture-file reader, then capture analysis. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
- * Needs root. About 4 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
+ * latency, then the capture-file reader, then capture analysis, then metric ingestion and alert evaluation. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
+ * Needs root. About 8 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
  */
+import { runAlertsBench } from './alerts.js';
 import { runAnalyzeBench } from './analyze.js';
 import { runCaptureThroughput } from './capture-throughput.js';
 import { runCreateLatency } from './create-latency.js';
@@ -17,6 +18,7 @@ const benchmarks: Array<[string, () => Promise<{ mdFile: string; jsonFile: strin
   ['create-latency', () => runCreateLatency()],
   ['pcap-read', () => runPcapRead([])],
   ['analyze', () => runAnalyzeBench()],
+  ['alerts', () => runAlertsBench()],
 ];
 
 const written: string[] = [];

@@ -12,6 +12,8 @@ import type { KyselyPlugin } from 'kysely';
 import { analyzeStreams } from '../src/analysis/index.js';
 import { createDatabase, type Database } from '../src/db/index.js';
 import { createLogger, type Logger } from '../src/lib/logger.js';
+import { createMetricsStore } from '../src/monitor/metrics-store.js';
+import { createMonitor } from '../src/monitor/monitor.js';
 import { buildApp } from '../src/server/app.js';
 import { createToken, type Role } from '../src/server/tokens.js';
 import { createLocalBlobStore } from '../src/storage/index.js';
@@ -86,9 +88,14 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     ...(options.jobRedeliveryMs ? { jobRedeliveryMs: options.jobRedeliveryMs } : {}),
     ...(reports ? { reports } : {}),
   });
+  const metrics = createMetricsStore({ db });
+  // Not started: tests drive the evaluator with evaluateNow and the sender with runDue.
+  const monitor = createMonitor({ db, metrics, logger, evaluationDelayMs: 0 });
   const app: FastifyInstance = await buildApp({
     db,
     captures,
+    metrics,
+    monitor,
     logger,
     subscriptionId: SUBSCRIPTION,
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
@@ -184,6 +191,8 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     app,
     db,
     captures,
+    metrics,
+    monitor,
     dir,
     adminToken: admin.token,
     adminTokenId: admin.id,

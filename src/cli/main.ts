@@ -7,6 +7,7 @@ import { errorMessage } from '../lib/errors.js';
 import { VERSION } from '../lib/version.js';
 import type { ServerConfigInput } from '../server/config.js';
 import type { RunningServer } from '../server/server.js';
+import { registerAlertCommands } from './alerts.js';
 import { registerAnalyzeCommand } from './analyze.js';
 import { type ConnectionOptions, withApi } from './lazy-api.js';
 import { registerMetricsCommand } from './metrics.js';
@@ -154,10 +155,14 @@ agentOptions(
   const server = await startServer(config, logger);
   announce(server);
   const signal = untilSignal();
+  const vmName = (o.name as string | undefined) ?? defaultVmName();
+  server
+    .createStarterRule({ subscriptionId: config.subscriptionId, resourceGroup: String(o.resourceGroup), name: vmName })
+    .catch((err) => logger.error({ err }, 'creating the starter alert rule failed'));
   const agent = createAgent({
     serverUrl: server.url,
     enrollToken: readFileSync(server.adminTokenFile, 'utf8').trim(),
-    name: (o.name as string | undefined) ?? defaultVmName(),
+    name: vmName,
     resourceGroup: String(o.resourceGroup),
     location: String(o.location),
     stateDir: join(config.dataDir, 'agent'),
@@ -266,6 +271,7 @@ connectionOptions(
 
 registerPacketCaptureCommands(program, connectionOptions);
 registerMetricsCommand(program, connectionOptions);
+registerAlertCommands(program, connectionOptions);
 registerAnalyzeCommand(program);
 
 program.parseAsync().catch((err: unknown) => {

@@ -157,4 +157,101 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('metric_rollups_minute').on('metric_rollups').column('minute').execute();
     },
   },
+
+  '0004_metric_alerts': {
+    async up(db: Kysely<unknown>) {
+      // Rules and action groups keep their ARM `properties` as posted (normalised), so GET answers what was PUT.
+      for (const table of ['metric_alert_rules', 'action_groups']) {
+        await db.schema
+          .createTable(table)
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('resource_group', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('location', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('properties', 'text', (c) => c.notNull())
+          .addColumn('etag', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+      }
+      // One row per rule and VM in its scope: where the evaluator stands, so a restart neither repeats nor loses.
+      await db.schema
+        .createTable('alert_states')
+        .addColumn('rule_key', 'text', (c) => c.notNull())
+        .addColumn('vm_key', 'text', (c) => c.notNull())
+        .addColumn('alert_id', 'text')
+        .addColumn('clean_count', 'integer', (c) => c.notNull())
+        .addColumn('last_evaluated', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('alert_states_pk', ['rule_key', 'vm_key'])
+        .execute();
+      await db.schema
+        .createTable('alerts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('rule_key', 'text', (c) => c.notNull())
+        .addColumn('vm_key', 'text', (c) => c.notNull())
+        .addColumn('subscription_id', 'text', (c) => c.notNull())
+        .addColumn('monitor_condition', 'text', (c) => c.notNull())
+        .addColumn('severity', 'integer', (c) => c.notNull())
+        .addColumn('fired_at', 'text', (c) => c.notNull())
+        .addColumn('resolved_at', 'text')
+        .addColumn('event', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('alerts_fired_at').on('alerts').column('fired_at').execute();
+      // The outbox of notifications: written with the alert change in one transaction, sent and retried from here.
+      await db.schema
+        .createTable('deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('action_group_key', 'text', (c) => c.notNull())
+        .addColumn('alert_id', 'text')
+        .addColumn('notification_id', 'text')
+        .addColumn('monitor_condition', 'text')
+        .addColumn('receiver_name', 'text', (c) => c.notNull())
+        .addColumn('receiver_kind', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'bigint')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('deliveries_due').on('deliveries').columns(['status', 'next_attempt_at']).execute();
+      await db.schema
+        .createIndex('deliveries_group')
+        .on('deliveries')
+        .columns(['action_group_key', 'created_at'])
+        .execute();
+      await db.schema
+        .createTable('delivery_attempts')
+        .addColumn('delivery_id', 'text', (c) => c.notNull())
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('duration_ms', 'integer', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('http_status', 'integer')
+        .addColumn('error', 'text')
+        .addPrimaryKeyConstraint('delivery_attempts_pk', ['delivery_id', 'attempt'])
+        .execute();
+      // The evaluator reads one metric's window for every VM at once.
+      await db.schema
+        .createIndex('metric_samples_metric_time')
+        .on('metric_samples')
+        .columns(['metric', 'time'])
+        .execute();
+      await db.schema
+        .createIndex('metric_rollups_metric_minute')
+        .on('metric_rollups')
+        .columns(['metric', 'minute'])
+        .execute();
+      // Things done once per database, such as the starter rule.
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };

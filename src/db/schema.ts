@@ -128,6 +128,88 @@ export interface MetricRollupsTable {
   max: number;
 }
 
+/** A metric alert rule or an action group: an ARM resource whose `properties` JSON is kept as normalised. */
+export interface ArmResourceTable {
+  key: string;
+  id: string;
+  subscription_id: string;
+  resource_group: string;
+  name: string;
+  location: string;
+  tags: string;
+  properties: string;
+  etag: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Where a rule stands for one VM in its scope. */
+export interface AlertStatesTable {
+  rule_key: string;
+  vm_key: string;
+  /** The alert currently Fired (stateful rules), or null. */
+  alert_id: string | null;
+  /** Consecutive evaluations without the condition since the alert fired (3 resolve it). */
+  clean_count: number;
+  /** Epoch ms of the last evaluation time (window end) done for this VM. */
+  last_evaluated: number;
+}
+
+/** An alert instance: one rule and one VM, from Fired to Resolved. `event` is the AlertEvent JSON. */
+export interface AlertsTable {
+  id: string;
+  rule_key: string;
+  vm_key: string;
+  subscription_id: string;
+  /** Fired | Resolved */
+  monitor_condition: string;
+  severity: number;
+  fired_at: string;
+  resolved_at: string | null;
+  event: string;
+}
+
+/** One notification to one receiver of an action group. */
+export interface DeliveriesTable {
+  id: string;
+  action_group_key: string;
+  alert_id: string | null;
+  /** Set for "test action group" notifications. */
+  notification_id: string | null;
+  /** Fired | Resolved: the alert change this notification tells of. */
+  monitor_condition: string | null;
+  receiver_name: string;
+  /** webhook | azureFunction | email */
+  receiver_kind: string;
+  /** URL (webhooks, functions) or e-mail address. */
+  target: string;
+  /** The exact body (JSON) or e-mail message (JSON of subject/text/html) to send. */
+  payload: string;
+  /** Pending | Sending | Succeeded | Failed */
+  status: string;
+  attempts: number;
+  /** Epoch ms of the next attempt while Pending. */
+  next_attempt_at: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeliveryAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  /** Succeeded | Retry | Failed */
+  outcome: string;
+  http_status: number | null;
+  error: string | null;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
 export interface Schema {
   tokens: TokensTable;
   agents: AgentsTable;
@@ -139,5 +221,12 @@ export interface Schema {
   capture_reports: CaptureReportsTable;
   metric_samples: MetricSamplesTable;
   metric_rollups: MetricRollupsTable;
+  metric_alert_rules: ArmResourceTable;
+  action_groups: ArmResourceTable;
+  alert_states: AlertStatesTable;
+  alerts: AlertsTable;
+  deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
+  settings: SettingsTable;
   schema_version?: { version: Generated<number> };
 }

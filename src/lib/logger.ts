@@ -10,6 +10,7 @@ const REDACT = [
   '*.token',
   '*.agentToken',
   '*.password',
+  '*.smtpPassword',
   '*.connectionString',
   '*.accountKey',
 ];

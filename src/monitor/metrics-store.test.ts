@@ -40,6 +40,29 @@ describe('metrics store', () => {
     ]);
   });
 
+  it('writes batches that arrive together in one transaction, each answered with its own count', async () => {
+    const batch = (value: number) => [{ time: iso(T0), values: { 'Network In Total': value, 'Percentage CPU': 1 } }];
+    const counts = await Promise.all([
+      store.ingest('vm1', batch(10)),
+      store.ingest('vm2', batch(20)),
+      store.ingest('vm1', batch(10)), // the same sample again: stored once
+      store.ingest('vm3', [{ time: 'not a time', values: { 'Network In Total': 1 } }]).catch(() => 'refused'),
+      store.ingest('vm3', batch(30)),
+    ]);
+    expect(counts).toEqual([2, 2, 0, 'refused', 2]);
+    const rollups = await db
+      .selectFrom('metric_rollups')
+      .select(['vm_key', 'count', 'sum'])
+      .where('metric', '=', 'Network In Total')
+      .orderBy('vm_key')
+      .execute();
+    expect(rollups).toEqual([
+      { vm_key: 'vm1', count: 1, sum: 10 },
+      { vm_key: 'vm2', count: 1, sum: 20 },
+      { vm_key: 'vm3', count: 1, sum: 30 },
+    ]);
+  });
+
   it('ignores a batch sent twice (an agent retry) and merges a minute sent in two batches', async () => {
     const first = Array.from({ length: 30 }, (_, i) => ({
       time: iso(T0 + i * 1000),

@@ -9,9 +9,11 @@ import type { Database } from '../db/index.js';
 import { ApiError } from '../lib/errors.js';
 import { type Logger, redactUrl } from '../lib/logger.js';
 import { createMetricsStore, type MetricsStore } from '../monitor/metrics-store.js';
+import { createMonitor, type Monitor } from '../monitor/monitor.js';
 import type { PacketCaptureService } from '../watcher/service.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerArmRoutes } from './routes/arm.js';
+import { registerMonitorRoutes } from './routes/monitor.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { type Permission, type Principal, roleCan, verifyToken } from './tokens.js';
 
@@ -32,6 +34,8 @@ export interface AppOptions {
   subscriptionId: string;
   /** Host metrics; by default a store over `db` with the default retentions. */
   metrics?: MetricsStore;
+  /** Alert rules, action groups and alerts; by default over `db` and `metrics`, not started. */
+  monitor?: Monitor;
   https?: { key: Buffer; cert: Buffer };
   /** Largest JSON body accepted, in bytes. */
   bodyLimit?: number;
@@ -52,9 +56,11 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 }
 
 export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance> {
-  const options: AppOptions & { metrics: MetricsStore } = {
+  const metrics = appOptions.metrics ?? createMetricsStore({ db: appOptions.db });
+  const options: AppOptions & { metrics: MetricsStore; monitor: Monitor } = {
     ...appOptions,
-    metrics: appOptions.metrics ?? createMetricsStore({ db: appOptions.db }),
+    metrics,
+    monitor: appOptions.monitor ?? createMonitor({ db: appOptions.db, metrics, logger: appOptions.logger }),
   };
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
@@ -142,6 +148,7 @@ export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance>
   // JSON only, but where a route says otherwise (the agent's raw uploads, in their own scope).
   app.removeContentTypeParser('text/plain');
   registerArmRoutes(app, options);
+  registerMonitorRoutes(app, options);
   registerTokenRoutes(app, options);
   await app.register(async (agentScope) => registerAgentRoutes(agentScope, options));
   return app;

@@ -41,6 +41,54 @@ async function captureWithFile(h: ApiHarness, agent: Agent, name: string) {
   return { operationId, jobId, pcap, blobName: upload.json.blobName as string };
 }
 
+/** An action group, a rule that has fired, and a test notification, for the monitor routes' parameters. */
+async function monitorResources(h: ApiHarness) {
+  const insights = `/subscriptions/${SUBSCRIPTION}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Insights`;
+  const group = await h.request({
+    method: 'PUT',
+    url: `${insights}/actionGroups/oncall`,
+    body: {
+      properties: { groupShortName: 'oncall', emailReceivers: [{ name: 'ops', emailAddress: 'ops@example.test' }] },
+    },
+  });
+  expect(group.status, group.text).toBe(201);
+  // Count ≥ 0 holds in every window: the rule fires at its first evaluation.
+  const rule = await h.request({
+    method: 'PUT',
+    url: `${insights}/metricAlerts/always`,
+    body: {
+      properties: {
+        scopes: [group.json.id.replace(/NetworkWatcherRG.*$/, 'rg2')],
+        evaluationFrequency: 'PT1M',
+        windowSize: 'PT1M',
+        criteria: {
+          allOf: [
+            {
+              name: 'c',
+              metricName: 'Percentage CPU',
+              timeAggregation: 'Count',
+              operator: 'GreaterThanOrEqual',
+              threshold: 0,
+            },
+          ],
+        },
+        actions: [{ actionGroupId: group.json.id }],
+      },
+    },
+  });
+  expect(rule.status, rule.text).toBe(201);
+  expect((await h.monitor.evaluator.evaluateNow()).fired).toBe(1);
+  const alert = await h.db.selectFrom('alerts').select('id').executeTakeFirstOrThrow();
+  const test = await h.request({
+    method: 'POST',
+    url: `${insights}/actionGroups/oncall/createNotifications`,
+    body: {},
+  });
+  expect(test.status, test.text).toBe(202);
+  const notificationId = new URL(String(test.headers.location)).pathname.split('/').pop() ?? '';
+  return { groupName: 'oncall', ruleName: 'always', alertId: alert.id, notificationId };
+}
+
 describe('every route refuses callers without a valid credential', () => {
   let h: ApiHarness;
   let agent: Agent;
@@ -64,6 +112,7 @@ describe('every route refuses callers without a valid credential', () => {
       jobId,
       '*': blobName,
     };
+    Object.assign(sample, await monitorResources(h));
     tokens.reader = (await h.tokenFor('reader')).token;
     const revoked = await h.tokenFor('admin', 'revoked-admin');
     await revokeToken(h.db, revoked.id);

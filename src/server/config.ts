@@ -35,6 +35,18 @@ export const serverConfigSchema = z
     metricsRawRetentionMinutes: z.coerce.number().int().min(1).max(10_080).default(60),
     /** How long per-minute host metric rollups are kept, in days. */
     metricsRollupRetentionDays: z.coerce.number().int().min(1).max(3_650).default(30),
+    /** Seconds after a window ends before it is evaluated: agents send samples every 5 s. */
+    alertEvaluationDelaySeconds: z.coerce.number().int().min(0).max(300).default(7),
+    /** Create the starter rule for this host's outbound traffic on first start. */
+    starterRule: flag.default(true),
+    /** SMTP for e-mail receivers; without smtpHost e-mail deliveries fail with a clear error. */
+    smtpHost: z.string().optional(),
+    smtpPort: z.coerce.number().int().min(1).max(65535).default(587),
+    /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
+    smtpSecure: flag.default(false),
+    smtpUser: z.string().optional(),
+    smtpPassword: z.string().optional(),
+    smtpFrom: z.string().default('tripcap <tripcap@localhost>'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();
@@ -58,6 +70,14 @@ const ENV: Record<string, keyof ServerConfigInput> = {
   TRIPCAP_AZURE_STORAGE_CONTAINER: 'azureStorageContainer',
   TRIPCAP_METRICS_RAW_RETENTION_MINUTES: 'metricsRawRetentionMinutes',
   TRIPCAP_METRICS_ROLLUP_RETENTION_DAYS: 'metricsRollupRetentionDays',
+  TRIPCAP_ALERT_EVALUATION_DELAY_SECONDS: 'alertEvaluationDelaySeconds',
+  TRIPCAP_STARTER_RULE: 'starterRule',
+  TRIPCAP_SMTP_HOST: 'smtpHost',
+  TRIPCAP_SMTP_PORT: 'smtpPort',
+  TRIPCAP_SMTP_SECURE: 'smtpSecure',
+  TRIPCAP_SMTP_USER: 'smtpUser',
+  TRIPCAP_SMTP_PASSWORD: 'smtpPassword',
+  TRIPCAP_SMTP_FROM: 'smtpFrom',
   TRIPCAP_LOG_LEVEL: 'logLevel',
 };
 

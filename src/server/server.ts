@@ -5,8 +5,13 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { analyzeStreams } from '../analysis/index.js';
 import { createDatabase, type Database } from '../db/index.js';
+import { idKey, type VmRef, vmResourceId } from '../lib/arm-id.js';
 import { createLogger, type Logger } from '../lib/logger.js';
+import { sleep } from '../lib/time.js';
 import { createMetricsStore, type MetricsStore } from '../monitor/metrics-store.js';
+import { createMonitor, type Monitor } from '../monitor/monitor.js';
+import { ensureStarterRule } from '../monitor/starter.js';
+import { createSmtpSender } from '../notify/email.js';
 import { createBlobStore } from '../storage/index.js';
 import { createCaptureReports } from '../watcher/reports.js';
 import { createPacketCaptureService, type PacketCaptureService } from '../watcher/service.js';
@@ -19,11 +24,14 @@ export interface RunningServer {
   db: Database;
   captures: PacketCaptureService;
   metrics: MetricsStore;
+  monitor: Monitor;
   url: string;
   /** The admin token, only when this start created it. */
   adminToken: string | null;
   adminTokenFile: string;
   caFile: string | null;
+  /** Creates the starter rule for this VM once it has registered (once per database; see docs/monitoring.md). */
+  createStarterRule(vm: VmRef): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -118,10 +126,29 @@ export async function startServer(
     rawRetentionMs: config.metricsRawRetentionMinutes * 60_000,
     rollupRetentionMs: config.metricsRollupRetentionDays * 86_400_000,
   });
+  const email = config.smtpHost
+    ? createSmtpSender({
+        host: config.smtpHost,
+        port: config.smtpPort,
+        secure: config.smtpSecure,
+        from: config.smtpFrom,
+        ...(config.smtpUser ? { user: config.smtpUser, password: config.smtpPassword ?? '' } : {}),
+      })
+    : null;
+  const monitor = createMonitor({
+    db,
+    metrics,
+    logger,
+    email,
+    evaluationDelayMs: config.alertEvaluationDelaySeconds * 1000,
+    // Action groups may call this server's own function endpoint over its self-signed HTTPS.
+    ...(https ? { trustedCa: https.cert } : {}),
+  });
   const app = await buildApp({
     db,
     captures,
     metrics,
+    monitor,
     logger,
     subscriptionId: config.subscriptionId,
     ...(https ? { https } : {}),
@@ -132,6 +159,7 @@ export async function startServer(
   const url = `${scheme}://${localHost}:${port}`;
   publicUrl ||= url;
 
+  await monitor.start();
   const resumed = await reports.resume();
   if (resumed > 0) logger.info({ captures: resumed }, 'resuming capture analyses left by the previous run');
 
@@ -151,13 +179,37 @@ export async function startServer(
     db,
     captures,
     metrics,
+    monitor,
     url,
     adminToken,
     adminTokenFile,
     caFile,
+    async createStarterRule(vm: VmRef) {
+      if (!config.starterRule) return;
+      // The agent registers its VM a moment after start: wait for it (up to two minutes).
+      for (let i = 0; i < 120; i++) {
+        const known = await db
+          .selectFrom('vms')
+          .select('key')
+          .where('key', '=', idKey(vmResourceId(vm)))
+          .executeTakeFirst();
+        if (known) {
+          const created = await ensureStarterRule(db, monitor, {
+            vm,
+            functionUrl: `${publicUrl}/api/capture-on-alert`,
+          });
+          if (created) logger.info({ vm: vm.name }, 'created the starter alert rule tripcap-outbound-traffic');
+          return;
+        }
+        await sleep(1000);
+      }
+      logger.warn({ vm: vm.name }, 'the local agent did not register within two minutes: no starter rule');
+    },
     async close() {
       clearInterval(sweeper);
       clearInterval(metricsPruner);
+      await monitor.stop();
+      email?.close();
       await app.close();
       await reports.idle();
       await db.destroy();

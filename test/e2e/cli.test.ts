@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -250,6 +252,92 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
 
     expect((await tripcap(['token', 'revoke', ...conn, id])).stderr).toContain(`Revoked ${id}`);
     expect((await tripcap(['vm', 'list', ...asReader])).stderr).toMatch(/^tripcap: Authentication failed/);
+  });
+
+  it('sets up an action group and a rule, tests the group live, and shows refusals in one line', async () => {
+    const received: string[] = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString('utf8');
+      });
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alert`;
+      const group = await tripcap([
+        'action-group',
+        'create',
+        'oncall',
+        '-g',
+        'rg1',
+        '--webhook',
+        `hook=${url}`,
+        ...conn,
+      ]);
+      expect(group.code, group.stderr).toBe(0);
+      expect(group.stdout).toMatch(/oncall\s+oncall\s+true\s+webhook:hook/);
+
+      const test = await tripcap(['action-group', 'test', 'oncall', '-g', 'rg1', '--timeout', '30', ...conn]);
+      expect(test.code, test.stderr).toBe(0);
+      expect(test.stdout).toMatch(/hook\s+Webhook\s+Completed/);
+      expect(received).toHaveLength(1);
+      expect(JSON.parse(received[0] ?? '{}').schemaId).toBe('azureMonitorCommonAlertSchema'); // the CLI's default
+      const deliveries = await tripcap(['action-group', 'deliveries', 'oncall', '-g', 'rg1', ...conn]);
+      expect(deliveries.stdout).toMatch(/webhook:hook .*Succeeded\s+1\s+Succeeded HTTP 200/);
+
+      const rule = await tripcap([
+        ...['alert', 'rule', 'create', 'burst', '-g', 'rg1', '--vm', 'cli-vm'],
+        ...[
+          '--condition',
+          'total Network Out Total > 500000000',
+          '--condition',
+          'avg Percentage CPU > dynamic high 2 of 3',
+        ],
+        ...['--window-size', '5m', '--evaluation-frequency', '1m', '--action', 'oncall', ...conn],
+      ]);
+      expect(rule.code, rule.stderr).toBe(0);
+      const list = await tripcap(['alert', 'rule', 'list', '-g', 'rg1', ...conn]);
+      expect(list.stdout).toContain('total Network Out Total > 500000000 and avg Percentage CPU > dynamic high 2 of 3');
+      const off = await tripcap(['alert', 'rule', 'update', 'burst', '-g', 'rg1', '--enabled', 'false', ...conn]);
+      expect(off.stdout).toMatch(/burst\s+false/);
+
+      const badWindow = await tripcap([
+        'alert',
+        'rule',
+        'update',
+        'burst',
+        '-g',
+        'rg1',
+        '--window-size',
+        '10s',
+        ...conn,
+      ]);
+      expect(badWindow.code).toBe(1);
+      expect(badWindow.stderr.trim().split('\n')).toHaveLength(1);
+      expect(badWindow.stderr).toMatch(/^tripcap: windowSize PT10S is shorter than evaluationFrequency PT1M/);
+      const badCondition = await tripcap([
+        'alert',
+        'rule',
+        'create',
+        'x',
+        '-g',
+        'rg1',
+        '--vm',
+        'cli-vm',
+        '--condition',
+        'cpu high',
+        ...conn,
+      ]);
+      expect(badCondition.code).toBe(1);
+      expect(badCondition.stderr).toMatch(/^tripcap: --condition 'cpu high' is not understood/);
+    } finally {
+      hook.close();
+    }
   });
 
   it('answers bad input and missing credentials with one line and exit code 1', async () => {
