@@ -276,7 +276,7 @@ export async function runAlertsBench(argv: string[] = []) {
       ],
     ),
     '',
-    `For scale: ${flags.hosts} agents at one sample a second of 6 metrics produce ${fmt.int(flags.hosts * 6)} values a second.`,
+    `For scale: ${flags.hosts} agents at one sample a second of 6 metrics produce ${fmt.int(flags.hosts * 6)} values a second. The RSS is the whole process's: it also holds the benchmark's generated batches (all of them, made before the clock starts).`,
     '',
     '## One evaluation pass',
     '',

@@ -11,9 +11,12 @@ import type { FastifyInstance } from 'fastify';
 import type { KyselyPlugin } from 'kysely';
 import { analyzeStreams } from '../src/analysis/index.js';
 import { createDatabase, type Database } from '../src/db/index.js';
+import type { CaptureFunctionSettings } from '../src/functions/capture-function.js';
+import { createLocalCaptureFunction } from '../src/functions/local.js';
 import { createLogger, type Logger } from '../src/lib/logger.js';
 import { createMetricsStore } from '../src/monitor/metrics-store.js';
 import { createMonitor } from '../src/monitor/monitor.js';
+import type { EmailSender } from '../src/notify/email.js';
 import { buildApp } from '../src/server/app.js';
 import { createToken, type Role } from '../src/server/tokens.js';
 import { createLocalBlobStore } from '../src/storage/index.js';
@@ -38,6 +41,9 @@ export interface HarnessOptions {
    * network would: requests then interleave between queries, so a check-then-insert that is not atomic races.
    */
   yieldBetweenQueries?: boolean;
+  /** The capture function's settings (default: loadFunctionSettings({})) and its e-mail sender. */
+  functionSettings?: CaptureFunctionSettings;
+  email?: EmailSender;
 }
 
 /** A Kysely plugin that delays each result by a timer tick (see HarnessOptions.yieldBetweenQueries). */
@@ -91,11 +97,19 @@ export async function createApiHarness(options: HarnessOptions = {}) {
   const metrics = createMetricsStore({ db });
   // Not started: tests drive the evaluator with evaluateNow and the sender with runDue.
   const monitor = createMonitor({ db, metrics, logger, evaluationDelayMs: 0 });
+  const captureFunction = createLocalCaptureFunction({
+    db,
+    captures,
+    logger,
+    ...(options.functionSettings ? { settings: options.functionSettings } : {}),
+    ...(options.email ? { email: options.email } : {}),
+  });
   const app: FastifyInstance = await buildApp({
     db,
     captures,
     metrics,
     monitor,
+    captureFunction: { name: 'capture-on-alert', fn: captureFunction },
     logger,
     subscriptionId: SUBSCRIPTION,
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
@@ -193,6 +207,7 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     captures,
     metrics,
     monitor,
+    captureFunction,
     dir,
     adminToken: admin.token,
     adminTokenId: admin.id,
@@ -204,6 +219,7 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     reports,
     async close() {
       await app.close();
+      await captureFunction.close();
       await reports?.idle();
       await db.destroy();
       await rm(dir, { recursive: true, force: true });

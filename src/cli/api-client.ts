@@ -96,7 +96,13 @@ export function createApiClient(connection: ReturnType<typeof resolveConnection>
     return { body: response.body, headers: response.headers };
   }
 
-  return { json, stream, subscription: connection.subscription, close: () => dispatcher.close() };
+  return {
+    json,
+    stream,
+    server: connection.server,
+    subscription: connection.subscription,
+    close: () => dispatcher.close(),
+  };
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;

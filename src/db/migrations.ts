@@ -254,4 +254,33 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+
+  '0005_capture_on_alert': {
+    async up(db: Kysely<unknown>) {
+      // One row per alert the capture function received, from receipt to notification; `dedup_key` makes a repeated
+      // delivery of the same alert find its first row instead of starting a second capture.
+      await db.schema
+        .createTable('capture_jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('dedup_key', 'text', (c) => c.notNull().unique())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('condition', 'text', (c) => c.notNull())
+        .addColumn('rule_name', 'text', (c) => c.notNull())
+        .addColumn('vm_id', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('message', 'text')
+        .addColumn('deliveries', 'integer', (c) => c.notNull())
+        .addColumn('alert', 'text', (c) => c.notNull())
+        .addColumn('watcher', 'text')
+        .addColumn('capture_name', 'text')
+        .addColumn('capture', 'text')
+        .addColumn('notifications', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('capture_jobs_vm').on('capture_jobs').columns(['vm_id', 'received_at']).execute();
+      await db.schema.createIndex('capture_jobs_status').on('capture_jobs').column('status').execute();
+    },
+  },
 };

@@ -210,6 +210,31 @@ export interface SettingsTable {
   value: string;
 }
 
+/** An alert received by the capture function and what came of it. JSON columns: see src/functions/capture-function.ts. */
+export interface CaptureJobsTable {
+  id: string;
+  dedup_key: string;
+  source: string;
+  /** Fired | Resolved */
+  condition: string;
+  rule_name: string;
+  vm_id: string | null;
+  /** Creating | Capturing | Notifying | Completed | Failed | Rejected | AlreadyCapturing | CoolingDown | Recorded */
+  status: string;
+  /** Why it ended as it did (a code such as TargetNotFound, LimitReached). */
+  reason: string | null;
+  message: string | null;
+  /** How many times this alert was delivered (repeats are counted here). */
+  deliveries: number;
+  alert: string;
+  watcher: string | null;
+  capture_name: string | null;
+  capture: string | null;
+  notifications: string;
+  received_at: string;
+  updated_at: string;
+}
+
 export interface Schema {
   tokens: TokensTable;
   agents: AgentsTable;
@@ -228,5 +253,6 @@ export interface Schema {
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
   settings: SettingsTable;
+  capture_jobs: CaptureJobsTable;
   schema_version?: { version: Generated<number> };
 }

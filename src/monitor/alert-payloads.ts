@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { escapeHtml } from '../lib/html.js';
 import type { EmailMessage } from '../notify/email.js';
 import type { AlertEvent, CriterionOutcome } from './alert-event.js';
 
@@ -112,15 +113,6 @@ export function metricAlertSchema(event: AlertEvent) {
       },
     },
   };
-}
-
-export function escapeHtml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
 }
 
 export function emailMessage(event: AlertEvent): EmailMessage {

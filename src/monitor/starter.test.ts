@@ -17,7 +17,7 @@ describe('the starter rule', () => {
   });
 
   it('watches this host’s outbound traffic and calls the capture function, once per database', async () => {
-    expect(await ensureStarterRule(h.db, h.monitor, { vm, functionUrl })).toBe(true);
+    expect(await ensureStarterRule(h.db, h.monitor, { vm, functionUrl: async () => functionUrl })).toBe(true);
     const rule = await h.monitor.rules.get(ruleRef);
     expect(rule.properties).toMatchObject({
       enabled: true,
@@ -46,7 +46,7 @@ describe('the starter rule', () => {
 
     // Deleted by its owner: not created again at the next start.
     await h.monitor.rules.delete(ruleRef);
-    expect(await ensureStarterRule(h.db, h.monitor, { vm, functionUrl })).toBe(false);
+    expect(await ensureStarterRule(h.db, h.monitor, { vm, functionUrl: async () => functionUrl })).toBe(false);
     await expect(h.monitor.rules.get(ruleRef)).rejects.toThrow(/was not found/);
   });
 });

@@ -17,7 +17,7 @@ const SETTING = 'starter_rule';
 export async function ensureStarterRule(
   db: Database,
   monitor: Monitor,
-  options: { vm: VmRef; functionUrl: string },
+  options: { vm: VmRef; functionUrl: () => Promise<string> },
 ): Promise<boolean> {
   const done = await db.selectFrom('settings').select('value').where('key', '=', SETTING).executeTakeFirst();
   if (done) return false;
@@ -37,7 +37,7 @@ export async function ensureStarterRule(
           name: 'capture-on-alert',
           functionAppResourceId: `/subscriptions/${vm.subscriptionId}/resourceGroups/${vm.resourceGroup}/providers/Microsoft.Web/sites/tripcap`,
           functionName: 'capture-on-alert',
-          httpTriggerUrl: options.functionUrl,
+          httpTriggerUrl: await options.functionUrl(),
           useCommonAlertSchema: true,
         },
       ],

@@ -6,6 +6,8 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Database } from '../db/index.js';
+import { createLocalCaptureFunction } from '../functions/local.js';
+import type { CaptureFunction } from '../functions/types.js';
 import { ApiError } from '../lib/errors.js';
 import { type Logger, redactUrl } from '../lib/logger.js';
 import { createMetricsStore, type MetricsStore } from '../monitor/metrics-store.js';
@@ -13,6 +15,7 @@ import { createMonitor, type Monitor } from '../monitor/monitor.js';
 import type { PacketCaptureService } from '../watcher/service.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerArmRoutes } from './routes/arm.js';
+import { registerFunctionRoutes } from './routes/functions.js';
 import { registerMonitorRoutes } from './routes/monitor.js';
 import { registerTokenRoutes } from './routes/tokens.js';
 import { type Permission, type Principal, roleCan, verifyToken } from './tokens.js';
@@ -36,6 +39,8 @@ export interface AppOptions {
   metrics?: MetricsStore;
   /** Alert rules, action groups and alerts; by default over `db` and `metrics`, not started. */
   monitor?: Monitor;
+  /** The capture-on-alert function and the name it is served under (`POST /api/{name}`); by default over `captures`. */
+  captureFunction?: { name: string; fn: CaptureFunction };
   https?: { key: Buffer; cert: Buffer };
   /** Largest JSON body accepted, in bytes. */
   bodyLimit?: number;
@@ -62,6 +67,10 @@ export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance>
     metrics,
     monitor: appOptions.monitor ?? createMonitor({ db: appOptions.db, metrics, logger: appOptions.logger }),
   };
+  const captureFunction = appOptions.captureFunction ?? {
+    name: 'capture-on-alert',
+    fn: createLocalCaptureFunction({ db: appOptions.db, captures: appOptions.captures, logger: appOptions.logger }),
+  };
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     // ARM path segments compare case-insensitively (Microsoft.Network == microsoft.network).
@@ -86,7 +95,10 @@ export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance>
     const permission = request.routeOptions.config.permission;
     if (permission === 'public') return;
     // The scheme name is case-insensitive (RFC 9110 §11.1): 'bearer' is as good as 'Bearer'.
-    const token = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '';
+    const token =
+      permission === 'function:invoke'
+        ? functionKey(request)
+        : (/^Bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '')?.[1] ?? '');
     const principal = token ? await verifyToken(options.db, token) : null;
     if (!principal) {
       // A 401 names the scheme it wants (RFC 9110 §11.6.1, RFC 6750 §3).
@@ -97,7 +109,9 @@ export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance>
       throw new ApiError(
         401,
         'AuthenticationFailed',
-        "Authentication failed: send 'Authorization: Bearer <token>' with a valid tripcap token.",
+        permission === 'function:invoke'
+          ? "Authentication failed: send a valid function key as the 'code' query parameter or the 'x-functions-key' header (tripcap function key create)."
+          : "Authentication failed: send 'Authorization: Bearer <token>' with a valid tripcap token.",
       );
     }
     request.principal = principal;
@@ -149,13 +163,25 @@ export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance>
   app.removeContentTypeParser('text/plain');
   registerArmRoutes(app, options);
   registerMonitorRoutes(app, options);
+  registerFunctionRoutes(app, { db: options.db, captureFunction });
   registerTokenRoutes(app, options);
   await app.register(async (agentScope) => registerAgentRoutes(agentScope, options));
   return app;
 }
 
+/** A function key as Azure Functions takes it: the `x-functions-key` header or the `code` query parameter. */
+function functionKey(request: FastifyRequest): string {
+  const header = request.headers['x-functions-key'];
+  if (typeof header === 'string' && header) return header.trim();
+  const code = (request.query as Record<string, unknown>).code;
+  return typeof code === 'string' ? code : '';
+}
+
 /** Fastify's refusals of a request body, told in ARM's terms and with what to do about them. */
-function describeRefusal(err: Error & { code?: string }, request: FastifyRequest): { code: string; message: string } {
+export function describeRefusal(
+  err: Error & { code?: string },
+  request: FastifyRequest,
+): { code: string; message: string } {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return {

@@ -138,12 +138,17 @@ describe('every route refuses callers without a valid credential', () => {
     return route.url.startsWith('/subscriptions/') ? `${url}?api-version=2024-05-01` : url;
   }
 
+  /** Function routes take their key as Azure Functions do (x-functions-key); every other route a bearer token. */
+  const credential = (route: RegisteredRoute, headers: Record<string, string>) =>
+    route.permission === 'function:invoke' && headers.authorization?.startsWith('Bearer ')
+      ? { 'x-functions-key': headers.authorization.slice('Bearer '.length) }
+      : headers;
   const send = (route: RegisteredRoute, headers: Record<string, string>) =>
     h.app.inject({
       method: route.method as 'GET',
       url: concrete(route),
       headers: {
-        ...headers,
+        ...credential(route, headers),
         ...(['PUT', 'POST'].includes(route.method) ? { 'content-type': 'application/json' } : {}),
       },
       ...(['PUT', 'POST'].includes(route.method) ? { payload: '{}' } : {}),

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { analyzeStreams } from '../analysis/index.js';
 import { createDatabase, type Database } from '../db/index.js';
+import { loadFunctionSettings } from '../functions/capture-function.js';
+import { createLocalCaptureFunction } from '../functions/local.js';
 import { idKey, type VmRef, vmResourceId } from '../lib/arm-id.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { sleep } from '../lib/time.js';
@@ -18,6 +20,9 @@ import { createPacketCaptureService, type PacketCaptureService } from '../watche
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { createToken } from './tokens.js';
+
+/** The capture function's name: `POST /api/capture-on-alert`, as in Azure's tutorial. */
+export const FUNCTION_NAME = 'capture-on-alert';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -144,11 +149,19 @@ export async function startServer(
     // Action groups may call this server's own function endpoint over its self-signed HTTPS.
     ...(https ? { trustedCa: https.cert } : {}),
   });
+  const captureFunction = createLocalCaptureFunction({
+    db,
+    captures,
+    logger: logger.child({ part: 'capture-on-alert' }),
+    settings: loadFunctionSettings(process.env),
+    email,
+  });
   const app = await buildApp({
     db,
     captures,
     metrics,
     monitor,
+    captureFunction: { name: FUNCTION_NAME, fn: captureFunction },
     logger,
     subscriptionId: config.subscriptionId,
     ...(https ? { https } : {}),
@@ -160,6 +173,8 @@ export async function startServer(
   publicUrl ||= url;
 
   await monitor.start();
+  const jobs = await captureFunction.resume();
+  if (jobs > 0) logger.info({ jobs }, 'resuming capture-on-alert jobs left by the previous run');
   const resumed = await reports.resume();
   if (resumed > 0) logger.info({ captures: resumed }, 'resuming capture analyses left by the previous run');
 
@@ -196,7 +211,11 @@ export async function startServer(
         if (known) {
           const created = await ensureStarterRule(db, monitor, {
             vm,
-            functionUrl: `${publicUrl}/api/capture-on-alert`,
+            // The action group calls the function with a key of its own (revocable: tripcap function key list).
+            functionUrl: async () => {
+              const { token } = await createToken(db, { name: 'starter-action-group', role: 'function' });
+              return `${publicUrl}/api/${FUNCTION_NAME}?code=${token}`;
+            },
           });
           if (created) logger.info({ vm: vm.name }, 'created the starter alert rule tripcap-outbound-traffic');
           return;
@@ -209,8 +228,9 @@ export async function startServer(
       clearInterval(sweeper);
       clearInterval(metricsPruner);
       await monitor.stop();
-      email?.close();
       await app.close();
+      await captureFunction.close();
+      email?.close();
       await reports.idle();
       await db.destroy();
     },

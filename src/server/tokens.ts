@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database } from '../db/index.js';
 import { isoNow } from '../lib/time.js';
 
-export const ROLES = ['reader', 'operator', 'contributor', 'admin', 'agent'] as const;
+export const ROLES = ['reader', 'operator', 'contributor', 'admin', 'agent', 'function'] as const;
 export type Role = (typeof ROLES)[number];
 
 export type Permission =
@@ -12,7 +12,8 @@ export type Permission =
   | 'pcap:download' // raw capture files: they hold payloads, so reading them is its own right
   | 'token:admin' // create and revoke tokens
   | 'agent:enroll' // register a new agent
-  | 'agent'; // the agent protocol, for one agent's own jobs
+  | 'agent' // the agent protocol, for one agent's own jobs
+  | 'function:invoke'; // POST an alert to the capture function (function keys)
 
 const GRANTS: Record<Role, Permission[]> = {
   reader: ['read'],
@@ -20,6 +21,8 @@ const GRANTS: Record<Role, Permission[]> = {
   contributor: ['read', 'capture:write', 'resource:write', 'pcap:download'],
   admin: ['read', 'capture:write', 'resource:write', 'pcap:download', 'token:admin', 'agent:enroll'],
   agent: ['agent'],
+  // A function key sits in action groups' URLs: it may post alerts and nothing else.
+  function: ['function:invoke'],
 };
 
 export function roleCan(role: Role, permission: Permission): boolean {

@@ -8,8 +8,8 @@ const TOKENS = '/tripcap/v1/tokens';
 
 const createBody = z.object({
   name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, "use 1-64 letters, digits, '_', '.', '@' or '-'"),
-  // Agent credentials come only from registration.
-  role: z.enum(['reader', 'operator', 'contributor', 'admin']),
+  // Agent credentials come only from registration; 'function' tokens are function keys (tripcap function key create).
+  role: z.enum(['reader', 'operator', 'contributor', 'admin', 'function']),
 });
 
 /** API tokens for people and scripts; only admins manage them, and a secret is shown once, at creation. */

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import type { Database } from '../../db/index.js';
+import type { CaptureFunction } from '../../functions/types.js';
+import { badRequest } from '../../lib/errors.js';
+import { describeRefusal } from '../app.js';
+
+/** Azure Functions refuses larger bodies from action groups too; an alert is a few kB. */
+export const FUNCTION_BODY_LIMIT = 256 * 1024;
+
+/**
+ * `POST /api/{function}` with a function key (`code` query or `x-functions-key` header), as an Azure Function's
+ * HTTP trigger with authLevel function; and the record of what the function did with each alert.
+ */
+export function registerFunctionRoutes(
+  app: FastifyInstance,
+  { db, captureFunction }: { db: Database; captureFunction: { name: string; fn: CaptureFunction } },
+) {
+  const { name, fn } = captureFunction;
+  app.post(`/api/${name}`, {
+    config: { permission: 'function:invoke' },
+    bodyLimit: FUNCTION_BODY_LIMIT,
+    // Refusals before the handler (too large, not JSON) are recorded like any other delivery, then answered.
+    errorHandler: async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
+      if (!err.statusCode || err.statusCode >= 500) throw err;
+      const error = describeRefusal(err, request);
+      await fn.recordRefusal(error);
+      return reply.status(err.statusCode).send({ error });
+    },
+    handler: async (request, reply) => {
+      const { status, body } = await fn.accept(request.body);
+      return reply.status(status).send(body);
+    },
+  });
+
+  app.get(`/tripcap/v1/functions/${name}/jobs`, { config: { permission: 'read' } }, async (request) => {
+    const top = Number((request.query as Record<string, unknown>).$top ?? 50);
+    if (!Number.isInteger(top) || top < 1 || top > 1000) {
+      throw badRequest('InvalidTop', '$top must be a whole number from 1 to 1000.', '$top');
+    }
+    const rows = await db.selectFrom('capture_jobs').selectAll().orderBy('received_at', 'desc').limit(top).execute();
+    return {
+      value: rows.map((r) => ({
+        id: r.id,
+        receivedTime: r.received_at,
+        updatedTime: r.updated_at,
+        source: r.source,
+        condition: r.condition,
+        ruleName: r.rule_name,
+        vm: r.vm_id,
+        status: r.status,
+        reason: r.reason,
+        message: r.message,
+        deliveries: r.deliveries,
+        captureName: r.capture_name,
+        capture: r.capture ? JSON.parse(r.capture) : null,
+        notifications: JSON.parse(r.notifications),
+      })),
+    };
+  });
+}

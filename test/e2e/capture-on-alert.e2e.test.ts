@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { netnsSkipReason, sendUdp } from '../netns.js';
+import { CLI, createE2eEnv, type E2eEnv, poll, RESOURCE_GROUP, SUBSCRIPTION, VM_ID } from './harness.js';
+
+/*
+ * The whole workflow, as in Azure's tutorial but self-hosted: a sustained UDP stream from the VM (agent in network
+ * namespace A) fires a PT10S metric alert rule; its action group calls the capture-on-alert function (an Azure
+ * Function receiver pointing at this server's /api/capture-on-alert with a function key); the function captures the
+ * VM with tcpdump for 5 s; the file is stored and analysed; a webhook run by this test gets the notification with the
+ * file's SHA-256 and the report's findings. Needs root; skipped with the reason otherwise.
+ */
+
+const execFileAsync = promisify(execFile);
+const skipReason = netnsSkipReason();
+const INSIGHTS = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Insights`;
+
+interface Notification {
+  vm: string;
+  jobId: string;
+  alert: { source: string; ruleName: string; condition: string };
+  capture: {
+    name: string;
+    status: string;
+    stopReason: string;
+    files: Array<{ url: string; size: number; sha256: string }>;
+  };
+  findings: string[];
+}
+
+describe.skipIf(skipReason !== undefined)(
+  `alert → action group → capture-on-alert → capture → notification${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    let env: E2eEnv;
+    let receiver: Server;
+    const notifications: Notification[] = [];
+
+    beforeAll(async () => {
+      receiver = createServer((req, res) => {
+        let text = '';
+        req.on('data', (c: Buffer) => {
+          text += c.toString('utf8');
+        });
+        req.on('end', () => {
+          notifications.push(JSON.parse(text));
+          res.writeHead(200).end();
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      // The server (a child process) reads the function's settings from its environment, as an Azure Function does.
+      process.env.TRIPCAP_NOTIFY_WEBHOOKS = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/notify`;
+      process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '5';
+      process.env.TRIPCAP_CAPTURE_POLL_SECONDS = '1';
+      env = await createE2eEnv();
+    }, 60_000);
+    afterAll(async () => {
+      receiver?.close();
+      await env?.destroy();
+    });
+
+    it('captures the VM that alerted and tells the webhook, with the file and what the traffic was', async ({
+      onTestFailed,
+    }) => {
+      onTestFailed(() => console.error(env.logs()));
+      const key = await env.api.call<{ token: string }>('POST', '/tripcap/v1/tokens', {
+        name: 'action-group',
+        role: 'function',
+      });
+      expect(key.status).toBe(201);
+      const group = await env.api.call<{ id: string }>(
+        'PUT',
+        `${INSIGHTS}/actionGroups/capture?api-version=2023-01-01`,
+        {
+          location: 'Global',
+          properties: {
+            groupShortName: 'capture',
+            azureFunctionReceivers: [
+              {
+                name: 'capture-on-alert',
+                functionAppResourceId: `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Web/sites/tripcap`,
+                functionName: 'capture-on-alert',
+                httpTriggerUrl: `${env.serverUrl}/api/capture-on-alert?code=${key.body.token}`,
+                useCommonAlertSchema: true,
+              },
+            ],
+          },
+        },
+      );
+      expect(group.status).toBe(201);
+      const rule = await env.api.call('PUT', `${INSIGHTS}/metricAlerts/outbound?api-version=2018-03-01`, {
+        location: 'global',
+        properties: {
+          severity: 2,
+          scopes: [VM_ID],
+          evaluationFrequency: 'PT10S',
+          windowSize: 'PT10S',
+          criteria: {
+            'odata.type': 'Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria',
+            allOf: [
+              {
+                name: 'out',
+                metricName: 'Network Out Total',
+                timeAggregation: 'Total',
+                operator: 'GreaterThan',
+                threshold: 1_000_000,
+                criterionType: 'StaticThresholdCriterion',
+              },
+            ],
+          },
+          actions: [{ actionGroupId: group.body.id }],
+        },
+      });
+      expect(rule.status, JSON.stringify(rule.body)).toBe(201);
+
+      // About 1 MB/s from the VM to its peer for 40 s: the alert fires, and the capture still sees the stream.
+      const stream = sendUdp(env.vm, { to: env.peer.ip, port: 9, count: 40_000, size: 1000, intervalMs: 1 });
+      try {
+        await poll('the notification', async () => (notifications.length > 0 ? true : undefined), {
+          timeoutMs: 90_000,
+          intervalMs: 500,
+        });
+      } finally {
+        await stream;
+      }
+      expect(notifications).toHaveLength(1);
+      const [notice] = notifications as [Notification];
+      expect(notice).toMatchObject({
+        vm: VM_ID,
+        alert: { source: 'azure-common', ruleName: 'outbound', condition: 'Fired' },
+        capture: { status: 'Stopped', stopReason: 'TimeExceeded' },
+      });
+      expect(notice.findings.join(' ')).toMatch(new RegExp(env.peer.ip.replaceAll('.', '\\.')));
+
+      // The file the notification names is the stored one, byte for byte, and tshark's capinfos reads it.
+      const file = notice.capture.files[0];
+      expect(file?.sha256).toMatch(/^[0-9a-f]{64}$/);
+      const download = (await env.api.bytes(new URL(file?.url ?? '').pathname)).body;
+      expect(createHash('sha256').update(download).digest('hex')).toBe(file?.sha256);
+      const path = `${env.dir}/notified.cap`;
+      await writeFile(path, download);
+      const { stdout } = await execFileAsync('capinfos', ['-c', '-M', path]);
+      const packets = Number(/Number of packets:\s+(\d+)/.exec(stdout)?.[1]);
+      expect(packets).toBeGreaterThan(1000);
+
+      // The function's record, in the API and the CLI: one job, one capture, one notification.
+      const jobs = await env.api.call<{
+        value: Array<{ status: string; source: string; captureName: string; deliveries: number }>;
+      }>('GET', '/tripcap/v1/functions/capture-on-alert/jobs');
+      expect(jobs.body.value).toMatchObject([
+        { status: 'Completed', source: 'azure-common', captureName: notice.capture.name, deliveries: 1 },
+      ]);
+      const cli = await execFileAsync(process.execPath, [
+        CLI,
+        'function',
+        'jobs',
+        ...['--server', env.serverUrl, '--token', env.adminToken, '--ca', `${env.dir}/server-cert.pem`],
+      ]);
+      expect(cli.stdout).toMatch(/azure-common\s+outbound \(Fired\)\s+vm1\s+Completed/);
+    }, 150_000);
+  },
+);
