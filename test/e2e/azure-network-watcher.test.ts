@@ -5,18 +5,23 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TokenCredential } from '@azure/identity';
 import { request, Agent as UndiciAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/agent/agent.js';
+import { createDatabase } from '../../src/db/index.js';
 import { createAzureNetworkWatcher } from '../../src/functions/azure-network-watcher.js';
+import { createCaptureFunction, loadFunctionSettings } from '../../src/functions/capture-function.js';
 import type { CaptureRequest, CaptureState, NetworkWatcherPort, WatcherRef } from '../../src/functions/types.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
+import { alertSamples } from '../alert-fixtures.js';
 
 const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 const LOCATION = 'westus2';
@@ -236,6 +241,53 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
     expect((missing as Error).message).toMatch(/^get of packet capture 'no-such-capture' .* failed: 404 NotFound: /);
     for (const err of [missing, await bad.catch((e: Error) => e)]) {
       expect(JSON.stringify({ ...(err as object), message: (err as Error).message })).not.toContain(adminToken);
+    }
+  });
+
+  it('the capture function does the whole flow through the Azure adapter: alert → capture → notification', async () => {
+    const notices: Array<{ capture: { status: string; files: Array<{ sha256: string | null }> } }> = [];
+    const hook = createServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => {
+        text += c.toString('utf8');
+      });
+      req.on('end', () => {
+        notices.push(JSON.parse(text));
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const db = await createDatabase({ file: ':memory:' });
+    // As deployed in Azure: no list of VMs, so the alert's resource id decides.
+    const fn = createCaptureFunction({
+      db,
+      watcher: watcherPort,
+      logger: createLogger({ level: 'warn', name: 'function' }),
+      settings: loadFunctionSettings({
+        TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS: '2',
+        TRIPCAP_CAPTURE_POLL_SECONDS: '1',
+        TRIPCAP_CAPTURE_STORAGE_ID: STORAGE_ID,
+        TRIPCAP_NOTIFY_WEBHOOKS: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/notify`,
+      }),
+    });
+    const stopSending = keepSending(sink.port);
+    try {
+      const [sample] = alertSamples({ id: VM_ID, name: VM_NAME, address: '127.0.0.1' });
+      const answer = await fn.accept(sample?.body);
+      expect(answer.status).toBe(202);
+      await fn.idle();
+      const [job] = await db.selectFrom('capture_jobs').selectAll().execute();
+      expect(job).toMatchObject({ status: 'Completed', vm_id: VM_ID });
+      const capture = await watcherPort.getCapture(watcher, job?.capture_name ?? '');
+      expect(capture).toMatchObject({ status: 'Stopped', stopReason: 'TimeExceeded' });
+      expect(notices).toHaveLength(1);
+      expect(notices[0]?.capture.status).toBe('Stopped');
+      expect(notices[0]?.capture.files[0]?.sha256).toBe(capture.files[0]?.sha256);
+    } finally {
+      stopSending();
+      await fn.close();
+      await db.destroy();
+      hook.close();
     }
   });
 });
