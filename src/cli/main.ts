@@ -9,6 +9,7 @@ import type { ServerConfigInput } from '../server/config.js';
 import type { RunningServer } from '../server/server.js';
 import { registerAlertCommands } from './alerts.js';
 import { registerAnalyzeCommand } from './analyze.js';
+import { registerFunctionCommands } from './functions.js';
 import { type ConnectionOptions, withApi } from './lazy-api.js';
 import { registerMetricsCommand } from './metrics.js';
 import { print } from './output.js';
@@ -20,6 +21,7 @@ const load = {
   logger: () => import('../lib/logger.js'),
   config: () => import('../server/config.js'),
   server: () => import('../server/server.js'),
+  demo: () => import('./demo.js'),
 };
 
 type Flags = Record<string, string | boolean | undefined>;
@@ -272,7 +274,19 @@ connectionOptions(
 registerPacketCaptureCommands(program, connectionOptions);
 registerMetricsCommand(program, connectionOptions);
 registerAlertCommands(program, connectionOptions);
+registerFunctionCommands(program, connectionOptions);
 registerAnalyzeCommand(program);
+
+program
+  .command('demo')
+  .description(
+    'See the whole workflow in a minute on network-namespace hosts: rule, burst, alert, capture, report, notification (root).',
+  )
+  .option('--keep', 'keep the temp folder (server data with the .cap file, logs) and print where it is')
+  .action(async (o: Flags) => {
+    const { runDemo } = await load.demo();
+    process.exit(await runDemo({ keep: o.keep === true }));
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`tripcap: ${errorMessage(err)}\n`);
