@@ -108,9 +108,14 @@ export interface Spawned {
   stop(graceMs?: number): Promise<number | string>;
 }
 
-export function spawnProcess(argv: string[], options: { logFile?: string } = {}): Spawned {
+export function spawnProcess(
+  argv: string[],
+  options: { logFile?: string; env?: Record<string, string> } = {},
+): Spawned {
   const [cmd, ...args] = argv;
-  const child = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // `env` is added to this process's environment (`ip netns exec` and taskset pass it on).
+  const env = options.env ? { ...process.env, ...options.env } : undefined;
+  const child = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   let out = '';
   let err = '';
   const log = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
@@ -316,6 +321,8 @@ export async function startTripcap(options: {
   captureInterface: string;
   cpu?: number;
   vmName?: string;
+  /** Extra environment for the server process (e.g. the capture-on-alert function's TRIPCAP_CAPTURE_* settings). */
+  env?: Record<string, string>;
 }): Promise<Tripcap> {
   const { host, workDir } = options;
   const dataDir = join(workDir, 'tripcap-data');
@@ -345,7 +352,10 @@ export async function startTripcap(options: {
       captureRoot,
     ]),
   );
-  const proc = spawnProcess(argv, { logFile: join(workDir, 'tripcap.log') });
+  const proc = spawnProcess(argv, {
+    logFile: join(workDir, 'tripcap.log'),
+    ...(options.env ? { env: options.env } : {}),
+  });
   const [, port] = await proc.waitFor(/tripcap server at https:\/\/[^:\s]+:(\d+)/, 30_000);
   const api = createArmClient({
     base: `https://${mgmt.ip}:${port}`,

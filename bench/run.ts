@@ -1,10 +1,13 @@
 /**
  * Runs every benchmark in sequence (`npm run bench`, which builds first): capture throughput, then create-to-Running
- * latency, then the capture-file reader, then capture analysis, then metric ingestion and alert evaluation. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
- * Needs root. About 8 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
+ * latency, then the capture-file reader, then capture analysis, then metric ingestion and alert evaluation, then
+ * alert-to-Running latency of the capture-on-alert function. Each writes bench/results/<name>.json (raw figures,
+ * machine) and bench/results/<name>.md (tables).
+ * Needs root. About 10 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
  */
 import { runAlertsBench } from './alerts.js';
 import { runAnalyzeBench } from './analyze.js';
+import { runCaptureOnAlertBench } from './capture-on-alert.js';
 import { runCaptureThroughput } from './capture-throughput.js';
 import { runCreateLatency } from './create-latency.js';
 import { requireBuild, requireRoot, runCleanups } from './lib.js';
@@ -19,6 +22,7 @@ const benchmarks: Array<[string, () => Promise<{ mdFile: string; jsonFile: strin
   ['pcap-read', () => runPcapRead([])],
   ['analyze', () => runAnalyzeBench()],
   ['alerts', () => runAlertsBench()],
+  ['capture-on-alert', () => runCaptureOnAlertBench()],
 ];
 
 const written: string[] = [];

@@ -6,7 +6,7 @@ import type { NicInfo } from '../watcher/agent-protocol.js';
 import type { PacketCaptureService } from '../watcher/service.js';
 import type { CaptureState, NetworkWatcherPort, VmCandidate, WatcherRef } from './types.js';
 
-const PAGE = { skip: 0, top: 1000 };
+const PAGE_SIZE = 1000;
 /** How long a notification waits for the capture's report before it goes without its findings. */
 const REPORT_WAIT_MS = 30_000;
 
@@ -64,8 +64,13 @@ export function createLocalNetworkWatcher(captures: PacketCaptureService): Netwo
       };
     },
     async listCaptures(watcher) {
-      const { value } = await captures.listCaptures(captureRef(watcher, ''), PAGE);
-      return Promise.all(value.map((c) => getCapture(watcher, c.name)));
+      const names: string[] = [];
+      for (let skip = 0; ; skip += PAGE_SIZE) {
+        const { value, more } = await captures.listCaptures(captureRef(watcher, ''), { skip, top: PAGE_SIZE });
+        names.push(...value.map((c) => c.name));
+        if (!more) break;
+      }
+      return Promise.all(names.map((name) => getCapture(watcher, name)));
     },
     async createCapture(watcher, name, request) {
       await captures.createCapture(captureRef(watcher, name), { properties: request });
