@@ -317,12 +317,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
         'ip',
         [
           ...['netns', 'exec', vm.ns, process.execPath, CLI, 'agent'],
-          ...['--server', server.url, '--token', token, '--ca', certFile],
+          // The enrollment token goes by environment, not argv: argv is visible to every user in ps.
+          ...['--server', server.url, '--ca', certFile],
           ...['--name', VM_NAME, '--resource-group', RESOURCE_GROUP, '--location', LOCATION],
           ...['--state-dir', join(dir, 'agent-state'), '--capture-root', join(dir, 'captures')],
           ...['--interface', vm.ifname, '--heartbeat-seconds', '2'],
         ],
-        { stdio: ['ignore', fd, fd] },
+        { stdio: ['ignore', fd, fd], env: { ...process.env, TRIPCAP_TOKEN: token } },
       );
       let done = false;
       const exited = new Promise<void>((resolve) => {
