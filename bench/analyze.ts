@@ -3,14 +3,15 @@
  * classic pcap files with many flows made by bench/pcap-gen.ts, read from the page cache (each file is read once
  * before the runs). Two packet-size mixes: IMIX (7×64, 4×576, 1×1500 B: many small packets, the hard case) and a
  * web-like mix (66 B ACKs, 1514 B segments, 700 B in between). IMIX is written at two sizes with the same flows, so
- * that peak RSS can be compared across packet counts. Wall time and peak RSS come from GNU time.
+ * that peak RSS can be compared across packet counts. Wall time and peak RSS come from GNU time. A tiny file (about 100
+ * packets) gives tripcap's fixed cost: Node's start-up, loading the CLI, and a report.
  * Writes bench/results/analyze.{json,md}.
  *
- *   node --import tsx bench/analyze.ts [--megabytes 200] [--small-megabytes 50] [--flows 20000] [--runs 3] [--tshark-runs 2]
+ *   node --import tsx bench/analyze.ts [--megabytes 200] [--small-megabytes 50] [--flows 20000] [--runs 9] [--tshark-runs 2]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, fmt, machineInfo, mdTable, numberFlags, requireBuild, runIfMain, stats, writeResults } from './lib.js';
 import { generateCapture } from './pcap-gen.js';
@@ -35,9 +36,10 @@ function timed(argv: string[]): Timing {
 }
 
 export async function runAnalyzeBench(argv: string[] = []) {
-  const flags = numberFlags(argv, { megabytes: 200, smallMegabytes: 50, flows: 20_000, runs: 3, tsharkRuns: 2 });
+  const flags = numberFlags(argv, { megabytes: 200, smallMegabytes: 50, flows: 20_000, runs: 9, tsharkRuns: 2 });
   requireBuild();
   if (!existsSync('/usr/bin/time')) throw new Error('GNU time is needed: apt-get install time');
+  const atStart = machineInfo();
   const dir = mkdtempSync(join(tmpdir(), 'tripcap-bench-analyze-'));
   try {
     const files = {
@@ -57,7 +59,9 @@ export async function runAnalyzeBench(argv: string[] = []) {
         mix: WEB_MIX,
       }),
     };
-    for (const file of Object.values(files)) readFileSync(file); // into the page cache
+    const tiny = join(dir, 'tiny.pcap');
+    await generateCapture(tiny, { bytes: 100 * 400, flows: 10 });
+    for (const file of [...Object.values(files), tiny]) readFileSync(file); // into the page cache
     const tools: Array<{ name: string; argv: (file: string) => string[]; runs: number }> = [
       {
         name: 'tripcap analyze --json',
@@ -70,17 +74,21 @@ export async function runAnalyzeBench(argv: string[] = []) {
     type FileName = keyof typeof files;
     const results: Array<{ tool: string; file: FileName; runs: Timing[] }> = [];
     for (const size of Object.keys(files) as FileName[]) {
-      for (const tool of tools) {
-        const runs: Timing[] = [];
-        for (let i = 0; i < tool.runs; i++) {
-          runs.push(timed(tool.argv(files[size])));
-          process.stdout.write(
-            `  ${size} ${tool.name} run ${i + 1}: ${runs[i]?.wallSeconds} s, ${runs[i]?.maxRssKiB} KiB\n`,
-          );
-        }
-        results.push({ tool: tool.name, file: size, runs });
+      const rows = tools.map((tool) => ({ tool: tool.name, file: size, runs: [] as Timing[] }));
+      results.push(...rows);
+      // the tools take turns, so that a busy patch of the shared machine does not fall on one tool only
+      for (let i = 0; i < Math.max(...tools.map((t) => t.runs)); i++) {
+        tools.forEach((tool, j) => {
+          if (i >= tool.runs) return;
+          const run = timed(tool.argv(files[size]));
+          rows[j]?.runs.push(run);
+          process.stdout.write(`  ${size} ${tool.name} run ${i + 1}: ${run.wallSeconds} s, ${run.maxRssKiB} KiB\n`);
+        });
       }
     }
+    const fixed: Timing[] = [];
+    for (let i = 0; i < flags.runs; i++) fixed.push(timed([process.execPath, CLI, 'analyze', tiny, '--json']));
+    const fixedSeconds = stats(fixed.map((x) => x.wallSeconds)).median;
     const summary = results.map((r) => {
       const wall = stats(r.runs.map((x) => x.wallSeconds));
       const rss = stats(r.runs.map((x) => x.maxRssKiB));
@@ -90,49 +98,57 @@ export async function runAnalyzeBench(argv: string[] = []) {
         file: r.file,
         fileBytes: size,
         medianWallSeconds: wall.median,
+        minWallSeconds: wall.min,
         maxRssMiB: rss.max / 1024,
         mbPerSecond: size / 1e6 / wall.median,
       };
     });
-    const speedupOn = (file: FileName) => {
+    const speedupOn = (file: FileName, of: 'medianWallSeconds' | 'minWallSeconds') => {
       const wall = (tool: string) =>
-        summary.find((s) => s.tool.startsWith(tool) && s.file === file)?.medianWallSeconds ?? Number.NaN;
+        summary.find((s) => s.tool.startsWith(tool) && s.file === file)?.[of] ?? Number.NaN;
       return wall('tshark') / wall('tripcap');
     };
-    const speedup = { imix: speedupOn('imix-large'), web: speedupOn('web-large') };
+    const speedup = {
+      imix: speedupOn('imix-large', 'medianWallSeconds'),
+      web: speedupOn('web-large', 'medianWallSeconds'),
+      imixMin: speedupOn('imix-large', 'minWallSeconds'),
+      webMin: speedupOn('web-large', 'minWallSeconds'),
+    };
     const machine = {
-      ...machineInfo(),
+      ...atStart,
+      loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
       tshark: execFileSync('tshark', ['--version'], { encoding: 'utf8' }).split('\n')[0],
     };
     const md = [
       '# Capture analysis: tripcap analyze vs tshark and capinfos',
       '',
-      `Measured ${machine.dateUtc} on ${machine.cores} cores (${machine.cpuModel}), Linux ${machine.kernel}, Node ${machine.node}, ${machine.tshark}; load average at start ${machine.loadAverageAtStart.join(' / ')}.`,
+      `Measured ${machine.dateUtc} on ${machine.cores} cores (${machine.cpuModel}), Linux ${machine.kernel}, Node ${machine.node}, ${machine.tshark}; load average at start ${machine.loadAverageAtStart.join(' / ')}, at the end ${machine.loadAverageAtEnd.join(' / ')}.`,
       '',
       `- files (bench/pcap-gen.ts): classic pcap, Ethernet/IPv4 TCP and UDP over ${fmt.int(flags.flows)} flows; ${Object.entries(
         generated,
       )
         .map(([name, g]) => `${name}: ${fmt.int(g.packets)} packets, ${fmt.int(g.bytes)} bytes`)
         .join('; ')}. IMIX is 7×64, 4×576, 1×1500 B frames; web is 4×66, 3×700, 3×1514 B.`,
-      '- read from the page cache (each file read once before the runs); wall time and peak RSS by GNU time; median wall, largest RSS',
+      '- read from the page cache (each file read once before the runs); wall time and peak RSS by GNU time; median and smallest wall, largest RSS; the tools take turns within each file',
       `- runs: tripcap and capinfos ${flags.runs}, tshark ${flags.tsharkRuns}`,
       '',
       mdTable(
-        ['tool', 'file', 'median wall s', 'MB/s', 'peak RSS MiB'],
+        ['tool', 'file', 'median wall s', 'min wall s', 'MB/s (median)', 'peak RSS MiB'],
         summary.map((s) => [
           s.tool,
           s.file,
           s.medianWallSeconds.toFixed(2),
+          s.minWallSeconds.toFixed(2),
           fmt.int(s.mbPerSecond),
           s.maxRssMiB.toFixed(0),
         ]),
       ),
       '',
-      `- tripcap analyze is ${speedup.imix.toFixed(1)}× faster than tshark -q -z conv,ip on the large IMIX file and ${speedup.web.toFixed(1)}× on the large web-mix file (wall time includes Node's start-up, about 0.07 s).`,
+      `- tripcap analyze is ${speedup.imix.toFixed(1)}× faster than tshark -q -z conv,ip on the large IMIX file and ${speedup.web.toFixed(1)}× on the large web-mix file (medians; ${speedup.imixMin.toFixed(1)}× and ${speedup.webMin.toFixed(1)}× by the smallest walls). Its wall time includes a fixed ${fixedSeconds.toFixed(2)} s (median of ${flags.runs} runs on a file of about 100 packets): Node's start-up, loading the CLI, writing a report.`,
       '- Peak RSS of tripcap is set by the number of flows, not packets: compare imix-small and imix-large.',
       '- tripcap does more than conv,ip: summary, protocol hierarchy, conversations and endpoints for IPv4/IPv6/TCP/UDP, TCP health, names, timeline and explanation, in one pass.',
     ].join('\n');
-    return writeResults('analyze', { machine, flags, generated, results, summary, speedup }, md);
+    return writeResults('analyze', { machine, flags, generated, results, summary, speedup, fixed, fixedSeconds }, md);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -285,9 +285,12 @@ describe('the app', () => {
     const read = (path: string) =>
       JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as {
         dependencies: Record<string, string>;
+        devDependencies: Record<string, string>;
       };
     const app = read('../package.json').dependencies;
-    const root = read('../../package.json').dependencies;
+    // @azure/functions is a devDependency of tripcap (only the app's tests need it there).
+    const { dependencies, devDependencies } = read('../../package.json');
+    const root = { ...devDependencies, ...dependencies };
     for (const [name, version] of Object.entries(app)) expect(`${name}@${version}`).toBe(`${name}@${root[name]}`);
   });
 });

@@ -286,6 +286,7 @@ export class Analyzer {
   minInterface = 0;
   maxInterface = 0;
   linkTypes = new Set<number>();
+  private lastLinkType = -1;
   overflowPackets = 0;
   overflowBytes = 0;
   /** Traffic by direction relative to the host: [none/other, out, in, local, nonIp] packets and bytes. */
@@ -377,8 +378,11 @@ export class Analyzer {
     if (n === 0) {
       this.baseSeconds = raw.seconds;
       this.baseNanos = raw.nanos;
+    }
+    if (raw.linkType !== this.lastLinkType) {
+      this.lastLinkType = raw.linkType; // a Set lookup per packet costs more than this compare
       this.linkTypes.add(raw.linkType);
-    } else if (!this.linkTypes.has(raw.linkType)) this.linkTypes.add(raw.linkType);
+    }
     const t = (raw.seconds - this.baseSeconds) * 1e9 + (raw.nanos - this.baseNanos);
     this.clock[0] = t;
     if (t < this.minT) {
@@ -668,13 +672,18 @@ export class Analyzer {
       this.hostNote =
         'No host address was given and none could be inferred (no address is in half of the packets): directions are not reported.';
     }
+    const log = this.log;
+    if (chosen.length === 0) {
+      // every mask stays 0 and every logged packet stays "other": nothing to redo
+      log.n = 0;
+      return;
+    }
     // host masks of the flows so far
     const key = this.table.key;
     for (let f = 0; f < this.table.size; f++) {
-      key.set(keys.subarray(f * FLOW_STRIDE_WORDS, f * FLOW_STRIDE_WORDS + KEY_WIDTH));
+      for (let i = 0; i < KEY_WIDTH; i++) key[i] = keys[f * FLOW_STRIDE_WORDS + i] as number;
       flows.setSmall(f, U.HOST, this.hostMaskOf(((key[9] as number) & META_V6) !== 0));
     }
-    const log = this.log;
     const now = this.clock[0] as number;
     for (let i = 0; i < log.n; i++) {
       this.clock[0] = log.t[i] as number;

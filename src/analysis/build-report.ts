@@ -392,13 +392,9 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   // ---- endpoints: both sides of every conversation
   const ipTally = ipEndpointTally(ipTable, ipFrames, ipBytes);
   const l4Tally = l4EndpointTally(a, l4F, l4B);
-  const ipEndpoints = (v6: boolean) => ipTally.rows(v6 ? META_V6 : 0, maxRows, false);
-  const l4Endpoints = (proto: number) => ({
-    list: [...l4Tally.rows(proto, maxRows, true).list, ...l4Tally.rows(proto | META_V6, maxRows, true).list]
-      .sort((x, y) => y.bytes - x.bytes || y.frames - x.frames)
-      .slice(0, maxRows),
-    omitted: Math.max(0, l4Tally.count(proto) + l4Tally.count(proto | META_V6) - maxRows),
-  });
+  const ipEndpoints = (v6: boolean) => ipTally.rows(v6 ? META_V6 : 0, -1, maxRows, false);
+  // IPv4 and IPv6 rows in one list: on equal bytes and frames IPv4 rows come first
+  const l4Endpoints = (proto: number) => l4Tally.rows(proto, proto | META_V6, maxRows, true);
   const ep4 = ipEndpoints(false);
   const ep6 = ipEndpoints(true);
   const epTcp = l4Endpoints(6);
@@ -617,14 +613,8 @@ class Tally {
     d[o + 3] = (d[o + 3] as number) + rxB;
   }
 
-  count(tag: number): number {
-    let n = 0;
-    for (let e = 0; e < this.table.size; e++) if (this.table.keys[e * 14 + 5] === tag) n++;
-    return n;
-  }
-
-  /** The endpoints with `tag`, largest first. */
-  rows(tag: number, maxRows: number, withPort: boolean): { list: Endpoint[]; omitted: number } {
+  /** The endpoints with tag `tag`, then those with `tag2` (-1: none), largest first. */
+  rows(tag: number, tag2: number, maxRows: number, withPort: boolean): { list: Endpoint[]; omitted: number } {
     const t = this.table;
     const d = t.f64;
     const keys = t.keys;
@@ -632,19 +622,21 @@ class Tally {
     const bytes = new Float64Array(t.size);
     const frames = new Float64Array(t.size);
     let n = 0;
-    for (let e = 0; e < t.size; e++) {
-      if (keys[e * 14 + 5] !== tag) continue;
-      picked[n] = e;
-      bytes[n] = (d[e * 7 + 4] as number) + (d[e * 7 + 6] as number);
-      frames[n] = (d[e * 7 + 3] as number) + (d[e * 7 + 5] as number);
-      n++;
+    for (const want of [tag, tag2]) {
+      if (want < 0) continue;
+      for (let e = 0; e < t.size; e++) {
+        if (keys[e * 14 + 5] !== want) continue;
+        picked[n] = e;
+        bytes[n] = (d[e * 7 + 4] as number) + (d[e * 7 + 6] as number);
+        frames[n] = (d[e * 7 + 3] as number) + (d[e * 7 + 5] as number);
+        n++;
+      }
     }
     const top = topIndices(bytes, frames, n, maxRows);
-    const v6 = (tag & META_V6) !== 0;
     const list = top.map((i) => {
       const e = picked[i] as number;
       const o = e * 7 + 3;
-      const address = addressText(t.keys, e * 14, v6);
+      const address = addressText(t.keys, e * 14, ((keys[e * 14 + 5] as number) & META_V6) !== 0);
       return withPort
         ? {
             address,
