@@ -273,7 +273,7 @@ describe('action group validation', () => {
     expect(err.status).toBe(400);
     expect(err.target).toBe(target);
     expect(err.message).toMatch(message);
-    expect(err.code).toMatch(/^(InvalidActionGroup|InvalidRequestContent)$/);
+    expect(err.code).toMatch(/^(InvalidActionGroup|InvalidRequestContent|InvalidTags)$/);
     expect(await count('action_groups')).toBe(0);
   });
 

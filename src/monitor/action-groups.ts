@@ -3,6 +3,7 @@ import type { Transaction } from 'kysely';
 import type { Database, DeliveriesTable, Schema } from '../db/index.js';
 import { assertName, assertSubscription, idKey } from '../lib/arm-id.js';
 import { badRequest, errorMessage, notFound } from '../lib/errors.js';
+import { isObject, parseTags } from '../lib/json.js';
 import { type Logger, redactUrl } from '../lib/logger.js';
 import { type EmailMessage, type EmailSender, isTransientSmtpError } from '../notify/email.js';
 import { postJson, trustingCa, WebhookNetworkError } from '../notify/webhook.js';
@@ -157,10 +158,6 @@ export function actionGroupResourceId(ref: ActionGroupRef): string {
 
 const invalid = (target: string, message: string) => badRequest('InvalidActionGroup', message, target);
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function optionalBoolean(value: unknown, fallback: boolean, target: string): boolean {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'boolean') throw invalid(target, `'${target}' must be true or false.`);
@@ -193,20 +190,6 @@ function httpUrl(value: unknown, target: string): string {
 }
 
 const EMAIL = /^[^\s@<>()",;:]+@[^\s@<>()",;:]+\.[^\s@<>()",;:]+$/;
-
-function parseTags(value: unknown, target: string): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (!isObject(value)) throw invalid(target, `'${target}' must be an object of string values.`);
-  const entries = Object.entries(value);
-  if (entries.length > 50) throw invalid(target, `'${target}' has ${entries.length} tags: Azure allows at most 50.`);
-  for (const [key, tag] of entries) {
-    if (key.length > 512) throw invalid(`${target}.${key.slice(0, 40)}`, 'A tag name is longer than 512 characters.');
-    if (typeof tag !== 'string' || tag.length > 256) {
-      throw invalid(`${target}.${key}`, `Tag '${key}' must be a string of at most 256 characters.`);
-    }
-  }
-  return value as Record<string, string>;
-}
 
 function receiverArray(properties: Record<string, unknown>, kind: string): Record<string, unknown>[] {
   const value = properties[kind];

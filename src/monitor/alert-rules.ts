@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/index.js';
 import { assertName, idKey, parseVmId, vmResourceId } from '../lib/arm-id.js';
 import { badRequest, notFound } from '../lib/errors.js';
+import { isObject, parseTags } from '../lib/json.js';
 import { isoNow } from '../lib/time.js';
 import { parseRuleProperties, type RuleProperties } from './rule-definition.js';
 
@@ -76,15 +77,6 @@ export function vmsInScope<T extends ScopeVm>(rule: Pick<LoadedRule, 'scopes' | 
 }
 
 const etag = () => `W/"${randomUUID()}"`;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function parseTags(value: unknown): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (!isObject(value) || Object.values(value).some((v) => typeof v !== 'string') || Object.keys(value).length > 50) {
-    throw badRequest('BadRequest', 'tags must be an object of at most 50 string values.', 'tags');
-  }
-  return value as Record<string, string>;
-}
 
 /** Metric alert rules in Azure's `Microsoft.Insights/metricAlerts` ARM shape, stored in the database. */
 export function createAlertRules(options: { db: Database; onChange?: () => void }) {

@@ -4,6 +4,7 @@
  */
 import { formatDuration, parseDuration, parseInstant } from '../lib/duration.js';
 import { badRequest } from '../lib/errors.js';
+import { isObject } from '../lib/json.js';
 import {
   DYNAMIC_OPERATORS,
   type DynamicOperator,
@@ -69,10 +70,6 @@ export interface RuleProperties {
   autoMitigate: boolean;
   actions: RuleAction[];
 }
-
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(target: string, message: string): never {
   throw badRequest('BadRequest', message, target);

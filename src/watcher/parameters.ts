@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseResourceId, parseVmId } from '../lib/arm-id.js';
 import { badRequest } from '../lib/errors.js';
+import { isObject } from '../lib/json.js';
 import { type CaptureFilter, hasControlCharacters, parseFilters, quoteForMessage } from './filters.js';
 
 export type OsType = 'Linux' | 'Windows';
@@ -340,10 +341,6 @@ function describeType(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   const type = typeof value;
   return type === 'object' || type === 'undefined' ? `an ${type}` : `a ${type}`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function optionalObject(value: unknown, where: string): Record<string, unknown> | undefined {
