@@ -4,8 +4,10 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { alertSamples } from '../../test/alert-fixtures.js';
 import { type ApiHarness, createApiHarness, pcapBytes, vmId } from '../../test/api-harness.js';
+import { createLogger } from '../lib/logger.js';
 import { createSmtpSender } from '../notify/email.js';
 import { type CaptureFunctionSettings, captureNameFor, loadFunctionSettings } from './capture-function.js';
+import { createLocalCaptureFunction } from './local.js';
 
 /*
  * capture-on-alert over tripcap's real capture service (in-process watcher, SQLite), with a scripted agent that
@@ -308,6 +310,42 @@ describe('capture-on-alert', () => {
       headers: { 'x-functions-key': key },
     });
     expect(header.status).toBe(202);
+  });
+
+  it('a restart resumes a job mid-capture: the capture is followed to its end and notified once', async () => {
+    await start({}, false);
+    const [sample] = alertSamples(VM);
+    expect((await post(sample?.body)).status).toBe(202);
+    const { json } = await agent.jobs(2);
+    const started = json.jobs[0];
+    await agent.status(started.jobId, { status: 'Running', time: new Date().toISOString() });
+    // The process ends while the function follows the capture.
+    await h.captureFunction.close();
+    expect((await jobs())[0]?.status).toBe('Capturing');
+
+    // A new process over the same database: it picks the job up where it was.
+    const again = createLocalCaptureFunction({
+      db: h.db,
+      captures: h.captures,
+      logger: createLogger({ level: 'silent' }),
+      settings: settings(),
+    });
+    expect(await again.resume()).toBe(1);
+    const pcap = pcapBytes(3);
+    await agent.upload(started.jobId, 1, pcap, 3);
+    await agent.status(started.jobId, {
+      status: 'Stopped',
+      time: new Date().toISOString(),
+      stopReason: 'TimeExceeded',
+      errors: [],
+      progress: { bytes: pcap.length, packets: 3 },
+    });
+    await again.idle();
+    const [job] = await jobs();
+    expect(job).toMatchObject({ status: 'Completed', deliveries: 1 });
+    expect(await captureCount()).toBe(1);
+    expect(receiver.posts.map((p) => p.path).sort()).toEqual(['/json', '/slack', '/teams']);
+    await again.close();
   });
 
   it('Resolved stops the capture when so configured', async () => {
