@@ -639,14 +639,24 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     await touchAgent(agentId);
     const jobs = undelivered(await pendingJobs(agentId));
     if (jobs.length > 0 || waitMs <= 0) return jobs;
-    const timeout = AbortSignal.any([signal, AbortSignal.timeout(waitMs)]);
+    // A timer and a controller held here, not AbortSignal.any(AbortSignal.timeout()): events.on() listens to its
+    // signal weakly, and on Node 20 a composed timeout signal nobody else holds can be collected before it fires,
+    // leaving the poll open until the next job (seen as rare hangs under GC pressure).
+    const ended = new AbortController();
+    const timer = setTimeout(() => ended.abort(), waitMs);
+    const onClose = () => ended.abort();
+    signal.addEventListener('abort', onClose, { once: true });
+    if (signal.aborted) ended.abort();
     try {
-      for await (const _ of on(wake, agentId, { signal: timeout })) {
+      for await (const _ of on(wake, agentId, { signal: ended.signal })) {
         const next = undelivered(await pendingJobs(agentId));
         if (next.length > 0) return next;
       }
     } catch (err) {
       if ((err as Error).name !== 'AbortError') throw err;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onClose);
     }
     return [];
   }
