@@ -158,6 +158,31 @@ export function captureNameFor(ruleName: string, jobId: string, now: Date = new 
   return `alert-${rule}-${stamp}-${jobId.slice(0, 8)}`;
 }
 
+/** A new job row's fixed parts: received now, delivered once, nothing captured or notified yet. */
+function newJob(fields: {
+  dedup_key?: string;
+  source: string;
+  condition: string;
+  rule_name: string;
+  vm_id: string | null;
+  alert: string;
+}) {
+  const now = isoNow();
+  const id = randomUUID();
+  return {
+    id,
+    dedup_key: '',
+    deliveries: 1,
+    watcher: null,
+    capture_name: null,
+    capture: null,
+    notifications: '[]',
+    received_at: now,
+    updated_at: now,
+    ...fields,
+  };
+}
+
 /**
  * capture-on-alert: from an alert of any source to a capture on the host that alerted, followed to its end, and a
  * notification with the file and the report's findings. Each alert is a persisted job; a repeated delivery finds
@@ -209,23 +234,15 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
   ): Promise<{ outcome: string; jobId: string; message?: string; code?: string }> {
     const resolution = resolveTarget(alert, await candidates(alert));
     const now = isoNow();
-    const id = randomUUID();
-    const base = {
-      id,
+    const base = newJob({
       dedup_key: alert.dedupKey,
       source: alert.source,
       condition: alert.condition,
       rule_name: alert.ruleName.slice(0, 256),
       vm_id: resolution.ok ? resolution.vm.id : null,
-      deliveries: 1,
       alert: JSON.stringify(alert),
-      watcher: null,
-      capture_name: null,
-      capture: null,
-      notifications: '[]',
-      received_at: now,
-      updated_at: now,
-    };
+    });
+    const { id } = base;
     // One transaction: the dedup check, the VM's current captures and the new job are decided together, so 100
     // deliveries at once, or two alerts for one VM, start one capture.
     return db.transaction().execute(async (trx) => {
@@ -464,28 +481,15 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
   }
 
   async function recordRefusal(error: { code: string; message: string }): Promise<void> {
-    const now = isoNow();
-    const id = randomUUID();
+    const job = newJob({ source: 'unknown', condition: 'Fired', rule_name: '', vm_id: null, alert: 'null' });
     await db
       .insertInto('capture_jobs')
       .values({
-        id,
-        dedup_key: `refused:${id}`,
-        source: 'unknown',
-        condition: 'Fired',
-        rule_name: '',
-        vm_id: null,
+        ...job,
+        dedup_key: `refused:${job.id}`,
         status: 'Rejected',
         reason: error.code,
         message: error.message.slice(0, 500),
-        deliveries: 1,
-        alert: 'null',
-        watcher: null,
-        capture_name: null,
-        capture: null,
-        notifications: '[]',
-        received_at: now,
-        updated_at: now,
       })
       .execute();
   }
