@@ -445,6 +445,38 @@ describe('metric alert rules and action groups API', () => {
     expect(put.status).toBe(403);
   });
 
+  it("a reader sees receivers' URLs without their keys; a contributor sees them whole", async () => {
+    const body = {
+      properties: {
+        groupShortName: 'keyed',
+        webhookReceivers: [{ name: 'hook', serviceUri: 'https://example.test/hook?code=s3cret&x=1' }],
+        azureFunctionReceivers: [
+          {
+            name: 'fn',
+            functionAppResourceId: '/subscriptions/s/resourceGroups/r/providers/Microsoft.Web/sites/f',
+            functionName: 'f',
+            httpTriggerUrl: 'https://example.test/api/f?code=s3cret',
+          },
+        ],
+      },
+    };
+    expect((await h.request({ method: 'PUT', url: `${GROUPS}/keyed${Q}`, body })).status).toBe(201);
+    const { token: reader } = await h.tokenFor('reader');
+    for (const url of [
+      `${GROUPS}/keyed${Q}`,
+      `${GROUPS}${Q}`,
+      `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Insights/actionGroups${Q}`,
+    ]) {
+      const seen = await h.request({ method: 'GET', url, token: reader });
+      expect(seen.status).toBe(200);
+      expect(seen.text).not.toContain('s3cret');
+      expect(seen.text).toContain('code=[redacted]');
+    }
+    const { token: contributor } = await h.tokenFor('contributor');
+    const whole = await h.request({ method: 'GET', url: `${GROUPS}/keyed${Q}`, token: contributor });
+    expect(whole.json.properties.webhookReceivers[0].serviceUri).toBe('https://example.test/hook?code=s3cret&x=1');
+  });
+
   it('alerts: an empty list, a 400 for a bad filter, a 404 for an unknown id', async () => {
     const alerts = `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.AlertsManagement/alerts`;
     expect((await h.request({ method: 'GET', url: `${alerts}?api-version=2019-05-05-preview` })).json).toEqual({

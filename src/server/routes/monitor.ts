@@ -1,8 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { assertName, assertSubscription } from '../../lib/arm-id.js';
 import { badRequest } from '../../lib/errors.js';
+import { redactUrl } from '../../lib/logger.js';
+import type { ActionGroupView } from '../../monitor/action-groups.js';
 import type { Monitor } from '../../monitor/monitor.js';
 import { requestBaseUrl } from '../app.js';
+import { roleCan } from '../tokens.js';
 
 type Params = Record<string, string>;
 
@@ -25,6 +28,26 @@ function refOf(params: Params, nameParam: string, what: string) {
     subscriptionId: subscriptionOf(params),
     resourceGroup: resourceGroupOf(params),
     name: assertName(params[nameParam] ?? '', what),
+  };
+}
+
+/**
+ * Receivers' URLs often carry a function key (`?code=`): only callers who may change the group see them whole, so a
+ * reader's token cannot become a key to the capture function.
+ */
+function forCaller(request: FastifyRequest, group: ActionGroupView): ActionGroupView {
+  if (request.principal && roleCan(request.principal.role, 'resource:write')) return group;
+  const p = group.properties;
+  return {
+    ...group,
+    properties: {
+      ...p,
+      webhookReceivers: p.webhookReceivers.map((r) => ({ ...r, serviceUri: redactUrl(r.serviceUri) })),
+      azureFunctionReceivers: p.azureFunctionReceivers.map((r) => ({
+        ...r,
+        httpTriggerUrl: redactUrl(r.httpTriggerUrl),
+      })),
+    },
   };
 }
 
@@ -57,14 +80,18 @@ export function registerMonitorRoutes(app: FastifyInstance, { monitor }: { monit
   });
 
   // ---- action groups ----
-  app.get(`${SUB}/providers/Microsoft.Insights/actionGroups`, read, async (request) =>
-    actionGroups.list(subscriptionOf(request.params as Params)),
-  );
+  app.get(`${SUB}/providers/Microsoft.Insights/actionGroups`, read, async (request) => {
+    const { value } = await actionGroups.list(subscriptionOf(request.params as Params));
+    return { value: value.map((g) => forCaller(request, g)) };
+  });
   app.get(GROUPS, read, async (request) => {
     const p = request.params as Params;
-    return actionGroups.list(subscriptionOf(p), resourceGroupOf(p));
+    const { value } = await actionGroups.list(subscriptionOf(p), resourceGroupOf(p));
+    return { value: value.map((g) => forCaller(request, g)) };
   });
-  app.get(`${GROUPS}/:groupName`, read, async (request) => actionGroups.get(groupRef(request)));
+  app.get(`${GROUPS}/:groupName`, read, async (request) =>
+    forCaller(request, await actionGroups.get(groupRef(request))),
+  );
   app.put(`${GROUPS}/:groupName`, write, async (request, reply) => {
     const { created, group } = await actionGroups.put(groupRef(request), request.body);
     return reply.status(created ? 201 : 200).send(group);
