@@ -3,7 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { alertSamples } from '../../test/alert-fixtures.js';
-import { type ApiHarness, createApiHarness, pcapBytes, vmId } from '../../test/api-harness.js';
+import {
+  type ApiHarness,
+  armPath,
+  createApiHarness,
+  pcapBytes,
+  storageAccountId,
+  vmId,
+} from '../../test/api-harness.js';
 import { createLogger } from '../lib/logger.js';
 import { createSmtpSender } from '../notify/email.js';
 import { type CaptureFunctionSettings, captureNameFor, loadFunctionSettings } from './capture-function.js';
@@ -237,6 +244,26 @@ describe('capture-on-alert', () => {
     expect(again.json.alerts[0]).toMatchObject({ outcome: 'CoolingDown' });
     expect(again.json.alerts[0].message).toMatch(/no second capture within 600 s/);
     expect(await captureCount()).toBe(1);
+  });
+
+  it('a VM someone else is capturing: no second capture, and people are told why', async () => {
+    await start({}, false);
+    const put = await h.request({
+      method: 'PUT',
+      url: armPath({ resourceGroup: 'NetworkWatcherRG', watcher: 'NetworkWatcher_westeurope', capture: 'by-hand' }),
+      body: { properties: { target: VM.id, storageLocation: { storageId: storageAccountId() } } },
+    });
+    expect(put.status, put.text).toBe(201);
+    const [sample] = alertSamples(VM);
+    expect((await post(sample?.body)).json.alerts[0].outcome).toBe('Accepted');
+    await h.captureFunction.idle();
+    const [job] = await jobs();
+    expect(job).toMatchObject({ status: 'AlreadyCapturing', capture_name: null });
+    expect(job?.message).toMatch(/vm1 already has a capture running \(by-hand\)/);
+    expect(await captureCount()).toBe(1);
+    const notice = receiver.posts.find((p) => p.path === '/json')?.body as { error: { code: string }; capture: null };
+    expect(notice).toMatchObject({ error: { code: 'AlreadyCapturing' }, capture: null });
+    expect(smtp.mails[0]?.text).toMatch(/Subject: No packet capture for alert/);
   });
 
   it('refusals: unknown VM, not a VM, malformed JSON, over 256 KB, unknown payload; recorded, nothing created', async () => {

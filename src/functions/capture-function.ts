@@ -353,19 +353,17 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
     if (job.status === 'Creating') {
       const vmId = job.vm_id ?? '';
       const vm = await watcher.getVm(vmId);
-      if (!vm) return fail(job.id, 'TargetNotFound', `The VM ${vmId} is gone.`);
+      if (!vm) return fail(job, 'TargetNotFound', `The VM ${vmId} is gone.`);
       const subscriptionId = parseVmId(vm.id)?.subscriptionId ?? '';
       ref = await watcher.findWatcher(subscriptionId, vm.location);
-      if (!ref) return fail(job.id, 'NoNetworkWatcher', `No network watcher serves location '${vm.location}'.`);
+      if (!ref) return fail(job, 'NoNetworkWatcher', `No network watcher serves location '${vm.location}'.`);
       const captures = await watcher.listCaptures(ref);
-      // Chosen once and saved before the create: a resume finds the capture by this name instead of making another.
       name ??= captureNameFor(alert.ruleName, job.id);
-      await update(job.id, { watcher: JSON.stringify(ref), capture_name: name });
       if (!captures.some((c) => c.name === name)) {
         const running = captures.filter((c) => c.status === 'Running' || c.status === 'NotStarted');
         if (running.some((c) => c.target.toLowerCase() === vmId.toLowerCase())) {
           return fail(
-            job.id,
+            job,
             'AlreadyCapturing',
             `${vm.name} already has a capture running (${running.map((c) => c.name).join(', ')}).`,
             false,
@@ -373,19 +371,21 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
         }
         if (running.length >= settings.maxRunningPerWatcher) {
           return fail(
-            job.id,
+            job,
             'LimitReached',
             `${running.length} captures are running in ${ref.location} (the most is ${settings.maxRunningPerWatcher}).`,
             false,
           );
         }
+        // Saved before the create: a resume finds the capture by this name instead of making another.
+        await update(job.id, { watcher: JSON.stringify(ref), capture_name: name });
         await watcher.createCapture(ref, name, { ...settings.capture, target: vm.id });
         logger.info({ jobId: job.id, capture: name, vm: vm.name }, 'capture started for an alert');
       }
       await update(job.id, { status: 'Capturing' });
       job = await loadJob(db, job.id);
     }
-    if (!ref || !name) return fail(job.id, 'InternalError', 'The job lost its capture.');
+    if (!ref || !name) return fail(job, 'InternalError', 'The job lost its capture.');
     if (job.status === 'Capturing') {
       const state = await follow(ref, name);
       await update(job.id, { status: 'Notifying', capture: JSON.stringify(state) });
@@ -422,9 +422,12 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
     }
   }
 
-  async function fail(id: string, reason: string, message: string, error = true) {
-    if (error) logger.warn({ jobId: id, reason, message }, 'capture-on-alert could not capture');
-    await update(id, { status: error ? 'Failed' : reason, reason, message });
+  /** Ends a job that could not capture, and tells people why: at 2 AM "no capture, and why" is news too. */
+  async function fail(job: JobRow, reason: string, message: string, error = true) {
+    if (error) logger.warn({ jobId: job.id, reason, message }, 'capture-on-alert could not capture');
+    await update(job.id, { status: error ? 'Failed' : reason, reason, message });
+    const alert = JSON.parse(job.alert) as IncomingAlert;
+    await notify(await loadJob(db, job.id), failureNotice(alert, job, reason, message));
   }
 
   /** Resolved: stop the capture the same rule started on the same VM, if it still runs. */
@@ -510,6 +513,30 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
   }
 
   return { accept, recordRefusal, resume, idle, close };
+}
+
+/** What people are told when an accepted alert could not be captured. */
+function failureNotice(alert: IncomingAlert, job: JobRow, reason: string, message: string): Notice {
+  const vmName = job.vm_id?.split('/').pop() ?? 'unknown VM';
+  return {
+    title: `No packet capture for alert '${alert.ruleName}' on ${vmName}: ${reason}`,
+    lines: [message],
+    facts: [
+      [
+        'Alert',
+        `${alert.ruleName} (${alert.source}, ${alert.condition}${alert.severity ? `, ${alert.severity}` : ''})`,
+      ],
+      ['Fired', alert.firedAt ?? job.received_at],
+      ['VM', job.vm_id ?? ''],
+    ],
+    data: {
+      alert: { source: alert.source, ruleName: alert.ruleName, condition: alert.condition, severity: alert.severity },
+      vm: job.vm_id,
+      jobId: job.id,
+      capture: null,
+      error: { code: reason, message },
+    },
+  };
 }
 
 /** What people are told when a capture for an alert ends. */
