@@ -242,6 +242,6 @@ describe.skipIf(skipReason !== undefined)(
       ]);
       expect(stdout).toMatch(/burst\s+vm1\s+Sev3\s+Resolved/);
       expect(receiver.received).toHaveLength(6);
-    });
+    }, 150_000); // quiet window, burst, firing, then three clean PT10S evaluations: about a minute
   },
 );
