@@ -10,6 +10,8 @@ import { VERSION } from '../lib/version.js';
 import { scanPcapFile } from '../pcap/classic.js';
 import {
   type FileReport,
+  type FlightRecorderReport,
+  type FlightRecorderSettings,
   MAX_METRICS_BATCH,
   type PacketCaptureErrorCode,
   type StartCaptureJob,
@@ -24,6 +26,7 @@ import {
   stopOrphan,
 } from './capture-engine.js';
 import { type AgentClient, createAgentClient, ServerError } from './client.js';
+import { createFlightRecorder, type FlightRecorder } from './flight-recorder.js';
 import { defaultCaptureInterface, hostNics } from './host-info.js';
 import { createHostMetricsSampler, createSampleOutbox } from './host-metrics.js';
 
@@ -405,12 +408,83 @@ export function createAgent(options: AgentOptions) {
       }
       for (const jobId of packetCounters.keys()) if (!handles.has(jobId)) packetCounters.delete(jobId);
       try {
-        await withCredentials((t) => client.heartbeat(t, { running: [...active.keys()], progress, nics: hostNics() }));
+        const answer = await withCredentials((t) =>
+          client.heartbeat(t, {
+            running: [...active.keys()],
+            progress,
+            nics: hostNics(),
+            ...(recorder ? { flightRecorder: recorderReport(recorder) } : {}),
+          }),
+        );
+        await reconcileRecorder(answer.flightRecorder ?? null);
       } catch (err) {
         logger.warn({ err: errorMessage(err) }, 'heartbeat failed');
       }
       await sleep(heartbeatMs, signal);
     }
+  }
+
+  /** The flight recorder the server asked for (settings as JSON, to compare), or null. */
+  let recorder: { settings: string; engine: FlightRecorder | null; failure: string | null } | null = null;
+
+  /** Starts, restarts or stops the flight recorder to match the server's settings (from each heartbeat). */
+  async function reconcileRecorder(settings: FlightRecorderSettings | null) {
+    const wanted = settings ? JSON.stringify(settings) : null;
+    // Same settings: leave it as it is, running or stopped by itself (DiskFloor stays stopped until changed).
+    if (recorder?.settings === wanted) return;
+    await recorder?.engine?.stop();
+    recorder = null;
+    if (!settings || !wanted) return;
+    recorder = { settings: wanted, engine: null, failure: null };
+    if (!settings.enabled) return;
+    const engine = createFlightRecorder({
+      dir: join(options.stateDir, 'flight-recorder'),
+      interface:
+        options.captureInterface && options.captureInterface !== 'auto'
+          ? options.captureInterface
+          : defaultCaptureInterface(),
+      snaplen: settings.snaplen,
+      maxBytes: settings.maxBytes,
+      maxAgeSeconds: settings.maxAgeSeconds,
+      minFreeBytes: settings.minFreeBytes,
+      logger: logger.child({ part: 'flight-recorder' }),
+      onStop: (reason, message) => {
+        if (recorder) recorder.failure = message;
+        logger.warn({ reason, message }, 'the flight recorder stopped');
+      },
+    });
+    try {
+      await engine.start();
+      recorder.engine = engine;
+      logger.info({ maxBytes: settings.maxBytes, maxAgeSeconds: settings.maxAgeSeconds }, 'flight recorder started');
+    } catch (err) {
+      recorder.failure = errorMessage(err).slice(0, 500);
+      logger.error({ err: recorder.failure }, 'the flight recorder could not start');
+    }
+  }
+
+  function recorderReport(r: NonNullable<typeof recorder>): FlightRecorderReport {
+    if (!r.engine) {
+      return {
+        state: 'Stopped',
+        stopReason: r.failure ? 'CaptureFailed' : 'Disabled',
+        message: r.failure,
+        bytesOnDisk: 0,
+        files: 0,
+        oldestPacketTime: null,
+        newestPacketTime: null,
+      };
+    }
+    const status = r.engine.status();
+    return {
+      state: status.state,
+      stopReason: status.stopReason,
+      message: r.failure,
+      bytesOnDisk: status.bytesOnDisk,
+      files: status.files.length,
+      oldestPacketTime: status.oldestPacketTime,
+      newestPacketTime: status.files.at(-1)?.lastPacketTime ?? null,
+    };
   }
 
   /** Samples host metrics at every whole second of the clock. */
@@ -491,6 +565,7 @@ export function createAgent(options: AgentOptions) {
       ...(metricsMs > 0 ? [sampleLoop(signal), metricsLoop(signal)] : []),
     ]);
     await Promise.all([...handles.values()].map((h) => h.stop('AgentStopped')));
+    await recorder?.engine?.stop();
     await Promise.all(tasks);
     await client.close();
   }

@@ -5,6 +5,7 @@ import {
   FILE_HEADERS,
   type FileReport,
   type HeartbeatRequest,
+  type HeartbeatResponse,
   type JobsResponse,
   type MetricsBatchRequest,
   type MetricsBatchResponse,
@@ -87,7 +88,8 @@ export function createAgentClient(options: AgentClientOptions) {
   return {
     register: (enrollToken: string, body: RegisterRequest) =>
       call<RegisterResponse>('POST', `${P}/register`, enrollToken, body),
-    heartbeat: (token: string, body: HeartbeatRequest) => call<{ time: string }>('POST', `${P}/heartbeat`, token, body),
+    heartbeat: (token: string, body: HeartbeatRequest) =>
+      call<HeartbeatResponse>('POST', `${P}/heartbeat`, token, body),
     metrics: (token: string, body: MetricsBatchRequest) =>
       call<MetricsBatchResponse>('POST', `${P}/metrics`, token, body),
     jobs: (token: string, waitSeconds: number, signal?: AbortSignal) =>

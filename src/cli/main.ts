@@ -222,6 +222,78 @@ connectionOptions(
   });
 });
 
+connectionOptions(
+  vm
+    .command('recorder')
+    .description("Show or set a VM's flight recorder: an always-on ring of recent traffic (headers only by default).")
+    .argument('<vm>', 'VM name')
+    .requiredOption('-g, --resource-group <rg>', 'resource group of the VM')
+    .option('--enable', 'turn it on (with the options below, or their defaults)')
+    .option('--disable', 'turn it off')
+    .option('--max-mb <n>', 'size of the ring on disk, MB (default 256)')
+    .option('--max-age <seconds>', 'drop packets older than this (default 900)')
+    .option('--snaplen <bytes>', 'bytes kept of each packet (default 128: headers)')
+    .option('--min-free-mb <n>', 'stop when the disk has less free space than this, MB (default 1000)')
+    .option('-o, --output <format>', 'table or json', 'table'),
+).action(async (name: string, o: Flags) => {
+  return withApi(o as ConnectionOptions, async (api) => {
+    const path = `/subscriptions/${api.subscription}/resourceGroups/${encodeURIComponent(String(o.resourceGroup))}/providers/Microsoft.Compute/virtualMachines/${encodeURIComponent(name)}/flightRecorder/default?api-version=2024-07-01`;
+    if (o.enable && o.disable) throw new Error('Give --enable or --disable, not both.');
+    const number = (flag: string, value: unknown, scale = 1) => {
+      if (value === undefined) return undefined;
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} takes a number, not '${String(value)}'.`);
+      return Math.round(n * scale);
+    };
+    interface Recorder {
+      properties: {
+        enabled: boolean;
+        maxBytes?: number;
+        maxAgeSeconds?: number;
+        snaplen?: number;
+        status: {
+          state: string;
+          stopReason: string | null;
+          bytesOnDisk: number;
+          files: number;
+          oldestPacketTime: string | null;
+          message: string | null;
+        } | null;
+      };
+    }
+    let body: Recorder;
+    if (o.enable || o.disable) {
+      const properties = {
+        enabled: Boolean(o.enable),
+        maxBytes: number('--max-mb', o.maxMb, 1_000_000),
+        maxAgeSeconds: number('--max-age', o.maxAge),
+        snaplen: number('--snaplen', o.snaplen),
+        minFreeBytes: number('--min-free-mb', o.minFreeMb, 1_000_000),
+      };
+      body = (await api.json<Recorder>('PUT', path, { properties })).body;
+      process.stderr.write(
+        `Flight recorder of ${name} ${o.enable ? 'enabled' : 'disabled'}: its agent applies it at its next heartbeat.\n`,
+      );
+    } else {
+      body = (await api.json<Recorder>('GET', path)).body;
+    }
+    const p = body.properties;
+    const s = p.status;
+    print(String(o.output), body, [
+      {
+        Enabled: String(p.enabled),
+        RingMB: p.maxBytes ? Math.round(p.maxBytes / 1e6) : '',
+        MaxAge: p.maxAgeSeconds ?? '',
+        Snaplen: p.snaplen ?? '',
+        State: s ? `${s.state}${s.stopReason ? ` (${s.stopReason})` : ''}` : 'not reported yet',
+        OnDiskMB: s ? (s.bytesOnDisk / 1e6).toFixed(1) : '',
+        Files: s?.files ?? '',
+        Since: s?.oldestPacketTime ?? '',
+      },
+    ]);
+  });
+});
+
 const token = program.command('token').description('API tokens for people and scripts (admin only).');
 connectionOptions(
   token

@@ -283,4 +283,12 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('capture_jobs_status').on('capture_jobs').column('status').execute();
     },
   },
+
+  '0006_flight_recorder': {
+    async up(db: Kysely<unknown>) {
+      // A VM's flight recorder: its settings (from the API) and the state its agent last reported, both JSON.
+      await db.schema.alterTable('vms').addColumn('flight_recorder', 'text').execute();
+      await db.schema.alterTable('vms').addColumn('flight_recorder_status', 'text').execute();
+    },
+  },
 };

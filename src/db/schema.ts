@@ -33,6 +33,10 @@ export interface VmsTable {
   agent_id: string | null;
   created_at: string;
   updated_at: string;
+  /** FlightRecorderSettings JSON, or null when never set. */
+  flight_recorder: string | null;
+  /** FlightRecorderReport JSON from the agent's last heartbeat, or null. */
+  flight_recorder_status: string | null;
 }
 
 export interface NetworkWatchersTable {

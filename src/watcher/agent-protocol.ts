@@ -37,6 +37,37 @@ export interface HeartbeatRequest {
   running: string[];
   progress: Record<string, CaptureProgress>;
   nics?: NicInfo[];
+  /** The flight recorder's state, when the VM has one configured. */
+  flightRecorder?: FlightRecorderReport;
+}
+
+/** A VM's flight recorder as set through the API (tripcap's extension): an always-on ring of recent traffic. */
+export interface FlightRecorderSettings {
+  enabled: boolean;
+  /** Bytes kept of each packet (headers only by default). */
+  snaplen: number;
+  /** The ring's size on disk. */
+  maxBytes: number;
+  /** Packets older than this are dropped from the ring. */
+  maxAgeSeconds: number;
+  /** The ring stops (reason DiskFloor) when the disk has less free space than this. */
+  minFreeBytes: number;
+}
+
+export interface FlightRecorderReport {
+  state: 'Running' | 'Stopped';
+  stopReason: string | null;
+  message: string | null;
+  bytesOnDisk: number;
+  files: number;
+  oldestPacketTime: string | null;
+  newestPacketTime: string | null;
+}
+
+export interface HeartbeatResponse {
+  time: string;
+  /** What the VM's flight recorder should be (null: none configured). */
+  flightRecorder: FlightRecorderSettings | null;
 }
 
 /** One host metrics sample: the values of the metrics over the second that ends at `time`. */

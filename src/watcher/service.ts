@@ -11,6 +11,8 @@ import { assertBlobName, type BlobStore, captureBlobName, StorageError } from '.
 import type {
   AgentJob,
   FileReport,
+  FlightRecorderReport,
+  FlightRecorderSettings,
   HeartbeatRequest,
   RegisterRequest,
   StartCaptureJob,
@@ -18,6 +20,7 @@ import type {
 } from './agent-protocol.js';
 import { captureStatusView, captureView, fileView, vmView, watcherView } from './arm-shape.js';
 import { compileBpf } from './filters.js';
+import { flightRecorderView, parseFlightRecorderBody } from './flight-recorder.js';
 import { type PacketCaptureInput, parsePacketCaptureBody, snaplenFor } from './parameters.js';
 import type { CaptureReports } from './reports.js';
 
@@ -203,6 +206,39 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
         `Virtual machine '${name}' in resource group '${resourceGroup}' was not found.`,
       );
     return vmWithAgent(row);
+  }
+
+  async function vmRowOrThrow(subscriptionId: string, resourceGroup: string, name: string) {
+    const row = await getVmRow(vmResourceId({ subscriptionId, resourceGroup, name }));
+    if (!row) {
+      throw notFound(
+        'ResourceNotFound',
+        `Virtual machine '${name}' in resource group '${resourceGroup}' was not found.`,
+      );
+    }
+    return row;
+  }
+
+  /** A VM's flight recorder: its settings and what its agent last reported. */
+  async function getFlightRecorder(subscriptionId: string, resourceGroup: string, name: string) {
+    const row = await vmRowOrThrow(subscriptionId, resourceGroup, name);
+    return flightRecorderView(
+      row.id,
+      row.flight_recorder ? (JSON.parse(row.flight_recorder) as FlightRecorderSettings) : null,
+      row.flight_recorder_status ? (JSON.parse(row.flight_recorder_status) as FlightRecorderReport) : null,
+    );
+  }
+
+  /** Sets a VM's flight recorder; its agent picks the settings up with its next heartbeat. */
+  async function putFlightRecorder(subscriptionId: string, resourceGroup: string, name: string, body: unknown) {
+    const settings = parseFlightRecorderBody(body);
+    const row = await vmRowOrThrow(subscriptionId, resourceGroup, name);
+    await db
+      .updateTable('vms')
+      .set({ flight_recorder: JSON.stringify(settings), updated_at: isoNow() })
+      .where('key', '=', row.key)
+      .execute();
+    return getFlightRecorder(subscriptionId, resourceGroup, name);
   }
 
   async function listVms(subscriptionId: string, resourceGroup?: string) {
@@ -699,7 +735,8 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     return { stop: false };
   }
 
-  async function heartbeat(agentId: string, request: HeartbeatRequest) {
+  /** Records a heartbeat; answers what the agent's VM's flight recorder should be. */
+  async function heartbeat(agentId: string, request: HeartbeatRequest): Promise<FlightRecorderSettings | null> {
     await touchAgent(agentId);
     const running = await db
       .selectFrom('packet_captures')
@@ -728,8 +765,8 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
           .execute();
       }
     }
+    const agent = await db.selectFrom('agents').select('vm_key').where('id', '=', agentId).executeTakeFirstOrThrow();
     if (request.nics) {
-      const agent = await db.selectFrom('agents').select('vm_key').where('id', '=', agentId).executeTakeFirstOrThrow();
       const nics = JSON.stringify(request.nics);
       // Heartbeats repeat the NICs every few seconds: write only when they changed.
       await db
@@ -739,6 +776,15 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
         .where('nics', '!=', nics)
         .execute();
     }
+    if (request.flightRecorder) {
+      await db
+        .updateTable('vms')
+        .set({ flight_recorder_status: JSON.stringify(request.flightRecorder) })
+        .where('key', '=', agent.vm_key)
+        .execute();
+    }
+    const vm = await db.selectFrom('vms').select('flight_recorder').where('key', '=', agent.vm_key).executeTakeFirst();
+    return vm?.flight_recorder ? (JSON.parse(vm.flight_recorder) as FlightRecorderSettings) : null;
   }
 
   /** Marks the captures of agents that went silent as ended by AgentStopped. Runs periodically. */
@@ -910,6 +956,8 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     waitForJobs,
     reportStatus,
     heartbeat,
+    getFlightRecorder,
+    putFlightRecorder,
     sweepSilentAgents,
     uploadFile,
     openFile,

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -338,6 +338,48 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
     } finally {
       hook.close();
     }
+  });
+
+  it("turns a VM's flight recorder on and off; the agent runs the ring and reports it", async () => {
+    const on = await tripcap([
+      'vm',
+      'recorder',
+      'cli-vm',
+      '-g',
+      'rg1',
+      '--enable',
+      '--max-mb',
+      '4',
+      '--max-age',
+      '60',
+      ...conn,
+    ]);
+    expect(on.code, on.stderr).toBe(0);
+    expect(on.stdout).toMatch(/true\s+4\s+60\s+128\s+not reported yet/);
+    const status = async () =>
+      JSON.parse((await tripcap(['vm', 'recorder', 'cli-vm', '-g', 'rg1', '-o', 'json', ...conn])).stdout).properties
+        .status;
+    const deadline = Date.now() + 20_000;
+    let seen = await status();
+    while (!(seen?.state === 'Running' && seen.files >= 1) && Date.now() < deadline) {
+      await sendUdp(9, 20);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      seen = await status();
+    }
+    expect(seen).toMatchObject({ state: 'Running', stopReason: null });
+    expect(seen.files).toBeGreaterThanOrEqual(1);
+    const ring = join(dir, 'agent', 'flight-recorder');
+    expect(readdirSync(ring).filter((f) => f.startsWith('ring.pcap')).length).toBeGreaterThanOrEqual(1);
+
+    const off = await tripcap(['vm', 'recorder', 'cli-vm', '-g', 'rg1', '--disable', ...conn]);
+    expect(off.code, off.stderr).toBe(0);
+    const until = Date.now() + 20_000;
+    seen = await status();
+    while (seen?.stopReason !== 'Disabled' && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      seen = await status();
+    }
+    expect(seen).toMatchObject({ state: 'Stopped', stopReason: 'Disabled' });
   });
 
   it('answers bad input and missing credentials with one line and exit code 1', async () => {

@@ -7,6 +7,7 @@ import type { MetricsStore } from '../../monitor/metrics-store.js';
 import {
   FILE_HEADERS,
   type FileReport,
+  type HeartbeatResponse,
   MAX_METRICS_BATCH,
   type MetricsBatchResponse,
   AGENT_PROTOCOL_PREFIX as P,
@@ -92,6 +93,17 @@ const schemas = {
     running: z.array(z.string().uuid()).max(10_000),
     progress: z.record(z.string().uuid(), progress),
     nics: nics.optional(),
+    flightRecorder: z
+      .object({
+        state: z.enum(['Running', 'Stopped']),
+        stopReason: z.string().max(64).nullable(),
+        message: z.string().max(500).nullable(),
+        bytesOnDisk: z.number().int().min(0),
+        files: z.number().int().min(0).max(100_000),
+        oldestPacketTime: isoTime.nullable(),
+        newestPacketTime: isoTime.nullable(),
+      })
+      .optional(),
   }),
   status: z.object({
     status: z.enum(['Running', 'Stopped', 'Error']),
@@ -156,9 +168,9 @@ export function registerAgentRoutes(
     );
   });
 
-  app.post(`${P}/heartbeat`, agentOnly, async (request) => {
-    await captures.heartbeat(await agentOf(request), parse(schemas.heartbeat, request.body));
-    return { time: new Date().toISOString() };
+  app.post(`${P}/heartbeat`, agentOnly, async (request): Promise<HeartbeatResponse> => {
+    const flightRecorder = await captures.heartbeat(await agentOf(request), parse(schemas.heartbeat, request.body));
+    return { time: new Date().toISOString(), flightRecorder };
   });
 
   // An agent writes only its own VM's metrics: the VM comes from its credential, never from the body.

@@ -209,6 +209,19 @@ export function registerArmRoutes(
     },
   );
 
+  // ---- a VM's flight recorder (tripcap's extension) ----
+  const recorderPath = `${RG}/providers/Microsoft.Compute/virtualMachines/:vmName/flightRecorder/default`;
+  const vmOf = (request: FastifyRequest) => {
+    const p = request.params as Params;
+    return [
+      subscriptionOf(p),
+      assertName(p.resourceGroupName ?? '', 'Resource group'),
+      assertName(p.vmName ?? '', 'Virtual machine name'),
+    ] as const;
+  };
+  app.get(recorderPath, read, async (request) => captures.getFlightRecorder(...vmOf(request)));
+  app.put(recorderPath, writeResource, async (request) => captures.putFlightRecorder(...vmOf(request), request.body));
+
   // ---- host metrics, in Azure Monitor's "Metrics - List" shape ----
   app.get(
     `${RG}/providers/Microsoft.Compute/virtualMachines/:vmName/providers/Microsoft.Insights/metrics`,
