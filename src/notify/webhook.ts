@@ -1,5 +1,6 @@
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher, request } from 'undici';
+import { deadline } from '../lib/time.js';
 import { VERSION } from '../lib/version.js';
 
 export interface PostJsonOptions {
@@ -41,34 +42,22 @@ export function urlWithoutQuery(url: string): string {
  */
 export async function postJson(url: string, body: unknown, options: PostJsonOptions): Promise<{ status: number }> {
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
-  // A timer and a controller held here, not AbortSignal.any(AbortSignal.timeout()): on Node 20 a composed timeout
-  // signal that nothing holds strongly can be collected before it fires, and the request would wait for ever.
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, options.timeoutMs);
-  const onAbort = () => controller.abort();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  if (options.signal?.aborted) controller.abort();
-  const signal = controller.signal;
+  const limit = deadline(options.timeoutMs, options.signal);
   try {
     const response = await request(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'user-agent': `tripcap/${VERSION}`, ...options.headers },
       body: payload,
-      signal,
+      signal: limit.signal,
       ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
     });
     await response.body.dump();
     return { status: response.statusCode };
   } catch (err) {
-    if (timedOut) throw new WebhookNetworkError(`no answer within ${options.timeoutMs} ms`);
+    if (limit.timedOut()) throw new WebhookNetworkError(`no answer within ${options.timeoutMs} ms`);
     throw new WebhookNetworkError(describeNetworkError(err, url));
   } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
+    limit.clear();
   }
 }
 

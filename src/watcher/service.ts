@@ -6,7 +6,7 @@ import type { Database, PacketCapturesTable, Schema } from '../db/index.js';
 import { assertName, idKey, parseVmId, vmResourceId } from '../lib/arm-id.js';
 import { ApiError, badRequest, conflict, notFound } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { isoNow } from '../lib/time.js';
+import { deadline, isoNow } from '../lib/time.js';
 import { assertBlobName, type BlobStore, captureBlobName, StorageError } from '../storage/index.js';
 import type {
   AgentJob,
@@ -675,24 +675,16 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
     await touchAgent(agentId);
     const jobs = undelivered(await pendingJobs(agentId));
     if (jobs.length > 0 || waitMs <= 0) return jobs;
-    // A timer and a controller held here, not AbortSignal.any(AbortSignal.timeout()): events.on() listens to its
-    // signal weakly, and on Node 20 a composed timeout signal nobody else holds can be collected before it fires,
-    // leaving the poll open until the next job (seen as rare hangs under GC pressure).
-    const ended = new AbortController();
-    const timer = setTimeout(() => ended.abort(), waitMs);
-    const onClose = () => ended.abort();
-    signal.addEventListener('abort', onClose, { once: true });
-    if (signal.aborted) ended.abort();
+    const limit = deadline(waitMs, signal);
     try {
-      for await (const _ of on(wake, agentId, { signal: ended.signal })) {
+      for await (const _ of on(wake, agentId, { signal: limit.signal })) {
         const next = undelivered(await pendingJobs(agentId));
         if (next.length > 0) return next;
       }
     } catch (err) {
       if ((err as Error).name !== 'AbortError') throw err;
     } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onClose);
+      limit.clear();
     }
     return [];
   }
