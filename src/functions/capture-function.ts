@@ -215,8 +215,9 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
       .execute();
   }
 
-  async function candidates(alert: IncomingAlert): Promise<VmCandidate[]> {
-    if (options.listVms) return options.listVms();
+  /** The VMs an alert may name: `known` (every VM, read once per body) or, without a list, its resource id's VM. */
+  async function candidates(alert: IncomingAlert, known: VmCandidate[] | null): Promise<VmCandidate[]> {
+    if (known) return known;
     // By resource id only: ask the watcher for that one VM.
     const id = alert.target.resourceId;
     if (!id || !parseVmId(id)) return [];
@@ -231,8 +232,9 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
   /** Records one alert; decides at once whether it starts a capture. */
   async function record(
     alert: IncomingAlert,
+    known: VmCandidate[] | null,
   ): Promise<{ outcome: string; jobId: string; message?: string; code?: string }> {
-    const resolution = resolveTarget(alert, await candidates(alert));
+    const resolution = resolveTarget(alert, await candidates(alert, known));
     const now = isoNow();
     const base = newJob({
       dedup_key: alert.dedupKey,
@@ -324,8 +326,9 @@ export function createCaptureFunction(options: CaptureFunctionOptions): CaptureF
       return { status: e.status, body: e.toBody() };
     }
     const results = [];
+    const known = options.listVms ? await options.listVms() : null;
     for (const alert of parsed.alerts) {
-      const result = await record(alert);
+      const result = await record(alert, known);
       results.push({ ruleName: alert.ruleName, condition: alert.condition, ...result });
       if (result.outcome === 'Accepted') background(result.jobId, capture);
       else if (result.outcome === 'Recorded' && settings.stopOnResolved) background(result.jobId, stopForResolved);

@@ -23,18 +23,23 @@ function captureRef(watcher: WatcherRef, captureName: string) {
 export function createLocalNetworkWatcher(captures: PacketCaptureService): NetworkWatcherPort & {
   findings(watcher: WatcherRef, captureName: string): Promise<string[]>;
 } {
-  async function getCapture(watcher: WatcherRef, name: string): Promise<CaptureState> {
-    const ref = captureRef(watcher, name);
-    const [capture, status] = await Promise.all([captures.getCapture(ref), captures.queryStatus(ref)]);
+  /** A capture's state from its status; `target` comes with the capture (the list already has it). */
+  async function stateOf(watcher: WatcherRef, name: string, target: string): Promise<CaptureState> {
+    const status = await captures.queryStatus(captureRef(watcher, name));
     return {
       name,
-      target: capture.properties.target,
+      target,
       status: status.packetCaptureStatus,
       stopReason: status.stopReason ?? null,
       errors: status.packetCaptureError,
       startTime: status.captureStartTime ?? null,
       files: status.files.map((f) => ({ url: f.downloadUrl ?? f.storagePath, size: f.size, sha256: f.sha256 })),
     };
+  }
+
+  async function getCapture(watcher: WatcherRef, name: string): Promise<CaptureState> {
+    const capture = await captures.getCapture(captureRef(watcher, name));
+    return stateOf(watcher, name, capture.properties.target);
   }
 
   return {
@@ -64,13 +69,13 @@ export function createLocalNetworkWatcher(captures: PacketCaptureService): Netwo
       };
     },
     async listCaptures(watcher) {
-      const names: string[] = [];
+      const listed: Array<{ name: string; target: string }> = [];
       for (let skip = 0; ; skip += PAGE_SIZE) {
         const { value, more } = await captures.listCaptures(captureRef(watcher, ''), { skip, top: PAGE_SIZE });
-        names.push(...value.map((c) => c.name));
+        listed.push(...value.map((c) => ({ name: c.name, target: c.properties.target })));
         if (!more) break;
       }
-      return Promise.all(names.map((name) => getCapture(watcher, name)));
+      return Promise.all(listed.map((c) => stateOf(watcher, c.name, c.target)));
     },
     async createCapture(watcher, name, request) {
       await captures.createCapture(captureRef(watcher, name), { properties: request });

@@ -757,7 +757,13 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
           .execute();
       }
     }
-    const agent = await db.selectFrom('agents').select('vm_key').where('id', '=', agentId).executeTakeFirstOrThrow();
+    // One read for the VM's key and its flight recorder settings, which the answer carries.
+    const agent = await db
+      .selectFrom('agents')
+      .innerJoin('vms', 'vms.key', 'agents.vm_key')
+      .select(['agents.vm_key', 'vms.flight_recorder'])
+      .where('agents.id', '=', agentId)
+      .executeTakeFirstOrThrow();
     if (request.nics) {
       const nics = JSON.stringify(request.nics);
       // Heartbeats repeat the NICs every few seconds: write only when they changed.
@@ -775,8 +781,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
         .where('key', '=', agent.vm_key)
         .execute();
     }
-    const vm = await db.selectFrom('vms').select('flight_recorder').where('key', '=', agent.vm_key).executeTakeFirst();
-    return vm?.flight_recorder ? (JSON.parse(vm.flight_recorder) as FlightRecorderSettings) : null;
+    return agent.flight_recorder ? (JSON.parse(agent.flight_recorder) as FlightRecorderSettings) : null;
   }
 
   /** Marks the captures of agents that went silent as ended by AgentStopped. Runs periodically. */
