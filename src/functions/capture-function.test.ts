@@ -1,4 +1,3 @@
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import {
   storageAccountId,
   vmId,
 } from '../../test/api-harness.js';
+import { startWebhookReceiver } from '../../test/webhook-receiver.js';
 import { createLogger } from '../lib/logger.js';
 import { createSmtpSender } from '../notify/email.js';
 import { type CaptureFunctionSettings, captureNameFor, loadFunctionSettings } from './capture-function.js';
@@ -22,27 +22,6 @@ import { createLocalCaptureFunction } from './local.js';
  */
 
 const VM = { id: vmId('rg1', 'vm1'), name: 'vm1', address: '10.0.0.4' };
-
-interface Post {
-  path: string;
-  body: unknown;
-}
-
-async function startReceiver(): Promise<{ server: Server; url: string; posts: Post[] }> {
-  const posts: Post[] = [];
-  const server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (c: Buffer) => {
-      text += c.toString('utf8');
-    });
-    req.on('end', () => {
-      posts.push({ path: req.url ?? '', body: JSON.parse(text) });
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, posts };
-}
 
 async function startSmtp(): Promise<{ server: SMTPServer; port: number; mails: Array<{ to: string; text: string }> }> {
   const mails: Array<{ to: string; text: string }> = [];
@@ -65,7 +44,7 @@ async function startSmtp(): Promise<{ server: SMTPServer; port: number; mails: A
 }
 
 describe('capture-on-alert', () => {
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   let smtp: Awaited<ReturnType<typeof startSmtp>>;
   let h: ApiHarness;
   let key: string;
@@ -74,11 +53,11 @@ describe('capture-on-alert', () => {
   let agentLoop: Promise<void>;
 
   beforeAll(async () => {
-    receiver = await startReceiver();
+    receiver = await startWebhookReceiver();
     smtp = await startSmtp();
   });
   afterAll(async () => {
-    receiver.server.close();
+    receiver.close();
     await new Promise<void>((resolve) => smtp.server.close(() => resolve()));
   });
 

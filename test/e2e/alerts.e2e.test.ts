@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fullCommon, nonCommon, shapeDiff } from '../alert-samples.js';
 import { netnsSkipReason, sendUdp } from '../netns.js';
+import { type ReceivedPost, startWebhookReceiver } from '../webhook-receiver.js';
 import { CLI, createE2eEnv, type E2eEnv, poll, RESOURCE_GROUP, SUBSCRIPTION, VM_ID } from './harness.js';
 
 /*
@@ -21,53 +20,28 @@ const THRESHOLD = 1_000_000;
 const FREQUENCY_MS = 10_000;
 const INSIGHTS = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Insights`;
 
-interface Received {
-  path: string;
-  at: number;
-  body: {
-    schemaId: string;
-    // biome-ignore lint/suspicious/noExplicitAny: payloads are checked key by key below
-    data: any;
-  };
-}
-
-/** A webhook receiver: records every POST and answers 200. */
-async function startReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ path: req.url ?? '', at: Date.now(), body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
-}
-
-const condition = (r: Received) =>
+const condition = (r: ReceivedPost) =>
   r.body.schemaId === 'AzureMonitorMetricAlert' ? r.body.data.status : r.body.data.essentials.monitorCondition;
 
 describe.skipIf(skipReason !== undefined)(
   `metric alert end to end: burst → Fired → webhooks → Resolved${skipReason ? ` (skipped: ${skipReason})` : ''}`,
   () => {
     let env: E2eEnv;
-    let receiver: Awaited<ReturnType<typeof startReceiver>>;
+    let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
 
     beforeAll(async () => {
       env = await createE2eEnv();
-      receiver = await startReceiver();
+      receiver = await startWebhookReceiver();
     }, 60_000);
     afterAll(async () => {
-      receiver?.server.close();
+      receiver?.close();
       await env?.destroy();
     });
 
     it('fires at the first evaluation whose window crossed, in each schema, and resolves after the burst', async ({
       onTestFailed,
     }) => {
-      onTestFailed(() => console.error(env.logs(), JSON.stringify(receiver.received, null, 1).slice(0, 5000)));
+      onTestFailed(() => console.error(env.logs(), JSON.stringify(receiver.posts, null, 1).slice(0, 5000)));
       const common = await env.api.call<{ id: string }>(
         'PUT',
         `${INSIGHTS}/actionGroups/common?api-version=2023-01-01`,
@@ -137,7 +111,7 @@ describe.skipIf(skipReason !== undefined)(
 
       // Quiet so far: the agent's own calls are a few kB a second.
       await new Promise((resolve) => setTimeout(resolve, 12_000));
-      expect(receiver.received).toEqual([]);
+      expect(receiver.posts).toEqual([]);
 
       // 3 MB from the VM to its peer in about three seconds.
       const burstStart = Date.now();
@@ -147,13 +121,13 @@ describe.skipIf(skipReason !== undefined)(
       await poll(
         'Fired at all three receivers',
         async () =>
-          receiver.received.filter((r) => condition(r) !== 'Resolved' && condition(r) !== 'Deactivated').length >= 3
+          receiver.posts.filter((r) => condition(r) !== 'Resolved' && condition(r) !== 'Deactivated').length >= 3
             ? true
             : undefined,
         { timeoutMs: 45_000, intervalMs: 250 },
       );
-      const fired = receiver.received.slice(0, 3);
-      const byPath = (path: string) => fired.find((r) => r.path.startsWith(path)) as Received;
+      const fired = receiver.posts.slice(0, 3);
+      const byPath = (path: string) => fired.find((r) => r.path.startsWith(path)) as ReceivedPost;
 
       // The window that fired is the first 10-second window whose total crossed the threshold (per the stored metrics).
       const from = Math.floor(burstStart / FREQUENCY_MS) * FREQUENCY_MS - FREQUENCY_MS;
@@ -209,13 +183,13 @@ describe.skipIf(skipReason !== undefined)(
       }
 
       // Quiet again: three clean evaluations resolve it.
-      await poll('Resolved at all three receivers', async () => (receiver.received.length >= 6 ? true : undefined), {
+      await poll('Resolved at all three receivers', async () => (receiver.posts.length >= 6 ? true : undefined), {
         timeoutMs: 60_000,
         intervalMs: 500,
       });
-      const resolved = receiver.received.slice(3);
+      const resolved = receiver.posts.slice(3);
       expect(resolved.map(condition).sort()).toEqual(['Deactivated', 'Deactivated', 'Resolved']);
-      const commonResolved = resolved.find((r) => r.path.startsWith('/common')) as Received;
+      const commonResolved = resolved.find((r) => r.path.startsWith('/common')) as ReceivedPost;
       expect(shapeDiff(commonResolved.body, fullCommon)).toEqual([
         'data.alertContext.condition.windowStartTime: extra',
         'data.alertContext.condition.windowEndTime: extra',
@@ -241,7 +215,7 @@ describe.skipIf(skipReason !== undefined)(
         ...['--server', env.serverUrl, '--token', env.adminToken, '--ca', `${env.dir}/server-cert.pem`],
       ]);
       expect(stdout).toMatch(/burst\s+vm1\s+Sev3\s+Resolved/);
-      expect(receiver.received).toHaveLength(6);
+      expect(receiver.posts).toHaveLength(6);
     }, 150_000); // quiet window, burst, firing, then three clean PT10S evaluations: about a minute
   },
 );

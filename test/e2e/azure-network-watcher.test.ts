@@ -5,9 +5,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TokenCredential } from '@azure/identity';
@@ -22,6 +20,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { alertSamples } from '../alert-fixtures.js';
+import { startWebhookReceiver } from '../webhook-receiver.js';
 
 const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 const LOCATION = 'westus2';
@@ -245,18 +244,7 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
   });
 
   it('the capture function does the whole flow through the Azure adapter: alert → capture → notification', async () => {
-    const notices: Array<{ capture: { status: string; files: Array<{ sha256: string | null }> } }> = [];
-    const hook = createServer((req, res) => {
-      let text = '';
-      req.on('data', (c: Buffer) => {
-        text += c.toString('utf8');
-      });
-      req.on('end', () => {
-        notices.push(JSON.parse(text));
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const hook = await startWebhookReceiver();
     const db = await createDatabase({ file: ':memory:' });
     // As deployed in Azure: no list of VMs, so the alert's resource id decides.
     const fn = createCaptureFunction({
@@ -267,7 +255,7 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
         TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS: '2',
         TRIPCAP_CAPTURE_POLL_SECONDS: '1',
         TRIPCAP_CAPTURE_STORAGE_ID: STORAGE_ID,
-        TRIPCAP_NOTIFY_WEBHOOKS: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/notify`,
+        TRIPCAP_NOTIFY_WEBHOOKS: `${hook.url}/notify`,
       }),
     });
     const stopSending = keepSending(sink.port);
@@ -280,9 +268,9 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
       expect(job).toMatchObject({ status: 'Completed', vm_id: VM_ID });
       const capture = await watcherPort.getCapture(watcher, job?.capture_name ?? '');
       expect(capture).toMatchObject({ status: 'Stopped', stopReason: 'TimeExceeded' });
-      expect(notices).toHaveLength(1);
-      expect(notices[0]?.capture.status).toBe('Stopped');
-      expect(notices[0]?.capture.files[0]?.sha256).toBe(capture.files[0]?.sha256);
+      expect(hook.posts).toHaveLength(1);
+      expect(hook.posts[0]?.body.capture.status).toBe('Stopped');
+      expect(hook.posts[0]?.body.capture.files[0]?.sha256).toBe(capture.files[0]?.sha256);
     } finally {
       stopSending();
       await fn.close();

@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, sendUdp } from '../netns.js';
+import { startWebhookReceiver } from '../webhook-receiver.js';
 import { CLI, createE2eEnv, type E2eEnv, poll, RESOURCE_GROUP, SUBSCRIPTION, VM_ID } from './harness.js';
 
 /*
@@ -37,23 +36,13 @@ describe.skipIf(skipReason !== undefined)(
   `alert → action group → capture-on-alert → capture → notification${skipReason ? ` (skipped: ${skipReason})` : ''}`,
   () => {
     let env: E2eEnv;
-    let receiver: Server;
-    const notifications: Notification[] = [];
+    let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
+    const notifications = () => receiver.posts.map((p) => p.body as Notification);
 
     beforeAll(async () => {
-      receiver = createServer((req, res) => {
-        let text = '';
-        req.on('data', (c: Buffer) => {
-          text += c.toString('utf8');
-        });
-        req.on('end', () => {
-          notifications.push(JSON.parse(text));
-          res.writeHead(200).end();
-        });
-      });
-      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      receiver = await startWebhookReceiver();
       // The server (a child process) reads the function's settings from its environment, as an Azure Function does.
-      process.env.TRIPCAP_NOTIFY_WEBHOOKS = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/notify`;
+      process.env.TRIPCAP_NOTIFY_WEBHOOKS = `${receiver.url}/notify`;
       process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '5';
       process.env.TRIPCAP_CAPTURE_POLL_SECONDS = '1';
       env = await createE2eEnv();
@@ -120,15 +109,15 @@ describe.skipIf(skipReason !== undefined)(
       // About 1 MB/s from the VM to its peer for 40 s: the alert fires, and the capture still sees the stream.
       const stream = sendUdp(env.vm, { to: env.peer.ip, port: 9, count: 40_000, size: 1000, intervalMs: 1 });
       try {
-        await poll('the notification', async () => (notifications.length > 0 ? true : undefined), {
+        await poll('the notification', async () => (notifications().length > 0 ? true : undefined), {
           timeoutMs: 90_000,
           intervalMs: 500,
         });
       } finally {
         await stream;
       }
-      expect(notifications).toHaveLength(1);
-      const [notice] = notifications as [Notification];
+      expect(notifications()).toHaveLength(1);
+      const [notice] = notifications() as [Notification];
       expect(notice).toMatchObject({
         vm: VM_ID,
         alert: { source: 'azure-common', ruleName: 'outbound', condition: 'Fired' },

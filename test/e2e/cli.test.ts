@@ -2,8 +2,6 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +10,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { netnsSkipReason } from '../netns.js';
+import { startWebhookReceiver } from '../webhook-receiver.js';
 
 // The CLI as users run it: the built `dist/cli/main.js` (`npm test` builds first), against a real server and a real
 // agent capturing on loopback with tcpdump. Needs root for tcpdump.
@@ -255,20 +254,9 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
   });
 
   it('sets up an action group and a rule, tests the group live, and shows refusals in one line', async () => {
-    const received: string[] = [];
-    const hook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => {
-        body += c.toString('utf8');
-      });
-      req.on('end', () => {
-        received.push(body);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    const hook = await startWebhookReceiver();
     try {
-      const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alert`;
+      const url = `${hook.url}/alert`;
       const group = await tripcap([
         'action-group',
         'create',
@@ -285,8 +273,8 @@ describe.skipIf(skip)(`tripcap CLI against a live server${skip ? ` (skipped: ${s
       const test = await tripcap(['action-group', 'test', 'oncall', '-g', 'rg1', '--timeout', '30', ...conn]);
       expect(test.code, test.stderr).toBe(0);
       expect(test.stdout).toMatch(/hook\s+Webhook\s+Completed/);
-      expect(received).toHaveLength(1);
-      expect(JSON.parse(received[0] ?? '{}').schemaId).toBe('azureMonitorCommonAlertSchema'); // the CLI's default
+      expect(hook.posts).toHaveLength(1);
+      expect(hook.posts[0]?.body.schemaId).toBe('azureMonitorCommonAlertSchema'); // the CLI's default
       const deliveries = await tripcap(['action-group', 'deliveries', 'oncall', '-g', 'rg1', ...conn]);
       expect(deliveries.stdout).toMatch(/webhook:hook .*Succeeded\s+1\s+Succeeded HTTP 200/);
 
