@@ -93,12 +93,15 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 const rgPath = (api: ApiClient, rg: string) =>
   `/subscriptions/${api.subscription}/resourceGroups/${encodeURIComponent(rg)}`;
 
-function readJsonFile(file: string): Record<string, unknown> {
+/** `--file`: an ARM resource (`{ location, tags, properties }`) or just its `properties`. */
+function armBodyFromFile(file: string, location: string): Record<string, unknown> {
+  let json: Record<string, unknown>;
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new Error(`--file ${file}: ${(err as Error).message}`);
   }
+  return 'properties' in json ? json : { location, properties: json };
 }
 
 /** An action group's id from a name (in the rule's resource group) or a full id. */
@@ -228,8 +231,7 @@ export function registerAlertCommands(program: Command, connectionOptions: (cmd:
       const rg = String(o.resourceGroup);
       let body: Record<string, unknown>;
       if (o.file) {
-        const file = readJsonFile(String(o.file));
-        body = 'properties' in file ? file : { location: 'global', properties: file };
+        body = armBodyFromFile(String(o.file), 'global');
       } else {
         body = {
           location: 'global',
@@ -441,8 +443,7 @@ function registerActionGroupCommands(program: Command, connectionOptions: (cmd: 
     withApi(o, async (api) => {
       let body: Record<string, unknown>;
       if (o.file) {
-        const file = readJsonFile(String(o.file));
-        body = 'properties' in file ? file : { location: 'Global', properties: file };
+        body = armBodyFromFile(String(o.file), 'Global');
       } else {
         const useCommonAlertSchema = o.commonSchema !== false;
         body = {
