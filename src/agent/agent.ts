@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -8,16 +8,19 @@ import type { Logger } from '../lib/logger.js';
 import { backoffMs, isoNow, sleep } from '../lib/time.js';
 import { VERSION } from '../lib/version.js';
 import { scanPcapFile } from '../pcap/classic.js';
+import { readCaptureFile } from '../pcap/index.js';
 import {
   type FileReport,
   type FlightRecorderReport,
   type FlightRecorderSettings,
   MAX_METRICS_BATCH,
   type PacketCaptureErrorCode,
+  type PreTriggerReport,
   type StartCaptureJob,
   type StatusReport,
 } from '../watcher/agent-protocol.js';
 import {
+  BLOCK_DRAIN_MS,
   type CaptureEngine,
   type CaptureHandle,
   type CaptureResult,
@@ -29,6 +32,7 @@ import { type AgentClient, createAgentClient, ServerError } from './client.js';
 import { createFlightRecorder, type FlightRecorder } from './flight-recorder.js';
 import { defaultCaptureInterface, hostNics } from './host-info.js';
 import { createHostMetricsSampler, createSampleOutbox } from './host-metrics.js';
+import { cutRing, joinCapture } from './pre-trigger.js';
 
 export interface AgentOptions {
   serverUrl: string;
@@ -63,6 +67,10 @@ interface Credentials {
 interface JobRecord {
   job: StartCaptureJob;
   outFile: string;
+  /** Where tcpdump writes when its file is joined to the ring's cut or turned into pcapng at the end. */
+  liveFile?: string;
+  /** The flight recorder's cut for the time before the start, once made. */
+  preCut?: PreCut;
   pid?: number;
   startedAt?: string;
   /** Set once the capture ended; files get their checksums here so a retried upload sends the same bytes. */
@@ -72,6 +80,22 @@ interface JobRecord {
   };
   statusReported?: boolean;
   uploaded: number[];
+}
+
+/** What cutPreTrigger made of the ring: a file (null: nothing) and what it covers. */
+interface PreCut {
+  file: string | null;
+  report: PreTriggerReport;
+}
+
+/** A capture whose file is made at the end from tcpdump's (pre-trigger join, pcapng) rather than written by it. */
+function joinsFiles(job: StartCaptureJob): boolean {
+  return !job.ring && ((job.preTriggerSeconds ?? 0) > 0 || job.fileFormat === 'pcapng');
+}
+
+/** pcapng options hold at most 65,535 bytes: a long comment goes in several (16,384 characters ≤ 65,536 bytes). */
+function commentChunks(comments: string[]): string[] {
+  return comments.flatMap((text) => text.match(/[\s\S]{1,16000}/g) ?? []);
 }
 
 export function createAgent(options: AgentOptions) {
@@ -197,7 +221,7 @@ export function createAgent(options: AgentOptions) {
     const files: Array<FileReport & { path: string }> = [];
     for (const [i, path] of paths.entries()) {
       if (!existsSync(path)) continue;
-      const scan = await scanPcapFile(path);
+      const scan = await scanCaptureFile(path);
       const hash = createHash('sha256');
       for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
       files.push({
@@ -226,7 +250,11 @@ export function createAgent(options: AgentOptions) {
       stopReason: result.stopReason,
       errors,
       ...(result.error ? { message: result.error.slice(0, 2000) } : {}),
-      progress: { bytes: result.files.reduce((n, f) => n + f.size, 0), packets: result.packetsCaptured },
+      progress: {
+        bytes: result.files.reduce((n, f) => n + f.size, 0),
+        packets: result.packetsCaptured + (record.preCut?.report.packets ?? 0),
+        ...(record.preCut ? { preTrigger: record.preCut.report } : {}),
+      },
     };
     const files = await describeFiles(
       result.files.map((f) => f.path),
@@ -271,6 +299,102 @@ export function createAgent(options: AgentOptions) {
     await rm(join(jobsDir, `${job.jobId}.json`), { force: true });
   }
 
+  function captureInterface(): string {
+    return options.captureInterface && options.captureInterface !== 'auto'
+      ? options.captureInterface
+      : defaultCaptureInterface();
+  }
+
+  /**
+   * The flight recorder's traffic of [start − N, now] through the session's filter, cut once the live capture
+   * listens (the ring may overwrite it later). Never fails the capture: what the ring could not give is reported.
+   */
+  async function cutPreTrigger(record: JobRecord, startMs: number): Promise<PreCut> {
+    const requestedSeconds = record.job.preTriggerSeconds ?? 0;
+    const fromMs = startMs - requestedSeconds * 1000;
+    const report = (coveredFromMs: number | null, packets: number, message?: string): PreTriggerReport => ({
+      requestedSeconds,
+      from: new Date(fromMs).toISOString(),
+      coveredFrom: coveredFromMs === null ? null : new Date(coveredFromMs).toISOString(),
+      coveredSeconds: coveredFromMs === null ? 0 : Math.max(0, Math.round((startMs - coveredFromMs) / 100) / 10),
+      packets,
+      seam: 'none',
+      ...(message ? { message } : {}),
+    });
+    const ring = recorder?.engine;
+    if (!ring || ring.status().state !== 'Running') {
+      return {
+        file: null,
+        report: report(null, 0, "This VM's flight recorder is not running: the file starts at the capture's start."),
+      };
+    }
+    // Let the ring hand over the packets of the live capture's first moments, so that the two overlap at the seam.
+    await sleep(BLOCK_DRAIN_MS + 300);
+    const file = `${record.outFile}.pre`;
+    try {
+      const cut = await cutRing({
+        ringFiles: ring.files(),
+        fromMs,
+        bpf: record.job.bpf,
+        snaplen: record.job.snaplen,
+        outFile: file,
+      });
+      if (cut.packets === 0) await rm(file, { force: true });
+      const short =
+        cut.coveredFromMs === null || cut.coveredFromMs > fromMs + 1000
+          ? `The flight recorder held ${cut.coveredFromMs === null ? 'nothing' : `only the traffic since ${new Date(cut.coveredFromMs).toISOString()}`} of the ${requestedSeconds} s asked for.`
+          : undefined;
+      return { file: cut.packets > 0 ? file : null, report: report(cut.coveredFromMs, cut.packets, short) };
+    } catch (err) {
+      await rm(file, { force: true });
+      return {
+        file: null,
+        report: report(null, 0, `Reading the flight recorder failed: ${errorMessage(err)}`.slice(0, 500)),
+      };
+    }
+  }
+
+  /** Makes the capture's one file from the ring's cut and tcpdump's live file; the parts are removed after. */
+  async function joinFiles(record: JobRecord, result: CaptureResult): Promise<CaptureResult> {
+    const { job, liveFile } = record;
+    if (!liveFile) return result;
+    const preCut = record.preCut;
+    const comments = [...(job.comments ?? [])];
+    if (preCut) comments.push(preTriggerComment(preCut.report, recorderSnaplen()));
+    try {
+      const joined = await joinCapture({
+        preFile: preCut?.file ?? null,
+        liveFile,
+        outFile: record.outFile,
+        format: job.fileFormat ?? 'pcap',
+        snaplen: job.snaplen,
+        liveStartMs: Date.parse(result.startedAt),
+        comments: commentChunks(comments),
+        interfaceName: captureInterface(),
+      });
+      if (preCut) preCut.report = { ...preCut.report, packets: joined.prePackets, seam: joined.seam };
+      await rm(liveFile, { force: true });
+      if (preCut?.file) await rm(preCut.file, { force: true });
+      const size = (await stat(record.outFile)).size;
+      return { ...result, files: [{ path: record.outFile, size, packets: joined.prePackets + joined.livePackets }] };
+    } catch (err) {
+      // The live capture stands on its own: keep it as the file rather than lose it.
+      logger.error({ job: job.jobId, err: errorMessage(err) }, 'joining the capture file failed');
+      await rm(record.outFile, { force: true });
+      if (existsSync(liveFile)) await rename(liveFile, record.outFile);
+      const error = `Joining the capture file failed (${errorMessage(err)}): the file holds the live capture only.`;
+      return {
+        ...result,
+        files: result.files.map((f) => ({ ...f, path: record.outFile })),
+        error: result.error ? `${result.error}; ${error}` : error,
+      };
+    }
+  }
+
+  function recorderSnaplen(): number | null {
+    return recorder ? (JSON.parse(recorder.settings) as FlightRecorderSettings).snaplen : null;
+  }
+
   async function runJob(job: StartCaptureJob, signal: AbortSignal) {
     const record: JobRecord = { job, outFile: '', uploaded: [] };
     active.set(job.jobId, record);
@@ -278,16 +402,14 @@ export function createAgent(options: AgentOptions) {
       record.outFile = outFileFor(job);
       if (existsSync(record.outFile))
         throw new Error(`${record.outFile} exists already: tripcap never overwrites a file`);
+      if (joinsFiles(job)) record.liveFile = `${record.outFile}.live`;
       await mkdir(dirname(record.outFile), { recursive: true, mode: 0o750 });
       await saveRecord(record);
       const handle = await engine.start({
-        interface:
-          options.captureInterface && options.captureInterface !== 'auto'
-            ? options.captureInterface
-            : defaultCaptureInterface(),
+        interface: captureInterface(),
         bpf: job.bpf,
         snaplen: job.snaplen,
-        outFile: record.outFile,
+        outFile: record.liveFile ?? record.outFile,
         maxBytes: job.maxBytes,
         timeLimitSeconds: job.timeLimitSeconds,
         ...(job.ring ? { ring: job.ring } : {}),
@@ -304,10 +426,15 @@ export function createAgent(options: AgentOptions) {
       );
       // The capture was stopped or deleted while it was starting.
       if (answer?.stop) void handle.stop('ManuallyStopped');
+      const cut = job.preTriggerSeconds && record.liveFile ? cutPreTrigger(record, Date.parse(handle.startedAt)) : null;
       const result = await handle.done;
       handles.delete(job.jobId);
+      if (cut) {
+        record.preCut = await cut;
+        await saveRecord(record);
+      }
       logger.info({ job: job.jobId, stopReason: result.stopReason, packets: result.packetsCaptured }, 'capture ended');
-      await ended(record, result);
+      await ended(record, await joinFiles(record, result));
     } catch (err) {
       handles.delete(job.jobId);
       logger.error({ job: job.jobId, err: errorMessage(err) }, 'capture failed to start');
@@ -334,7 +461,21 @@ export function createAgent(options: AgentOptions) {
       if (!name.endsWith('.json')) continue;
       const record = JSON.parse(await readFile(join(jobsDir, name), 'utf8')) as JobRecord;
       if (!record.result) {
-        if (record.pid && findOrphanTcpdump(record.pid, record.outFile)) await stopOrphan(record.pid, record.outFile);
+        const written = record.liveFile ?? record.outFile;
+        if (record.pid && findOrphanTcpdump(record.pid, written)) await stopOrphan(record.pid, written);
+        if (record.liveFile && existsSync(record.liveFile)) {
+          await cutToCompleteRecords(record.liveFile);
+          const startedAt = record.startedAt ?? isoNow();
+          const partial = {
+            stopReason: 'AgentStopped',
+            files: [],
+            kernelDrops: 0,
+            packetsCaptured: 0,
+            startedAt,
+            endedAt: isoNow(),
+          } satisfies CaptureResult;
+          await joinFiles(record, partial);
+        }
         const paths = (await listRingFiles(record)).filter((p) => existsSync(p));
         logger.warn(
           { job: record.job.jobId, files: paths.length },
@@ -368,6 +509,7 @@ export function createAgent(options: AgentOptions) {
   }
 
   async function cutToCompleteRecords(path: string) {
+    if (isPcapng(path)) return; // written whole by joinCapture, never by a dying tcpdump
     const { validLength } = await scanPcapFile(path);
     if ((await stat(path)).size > validLength) await truncate(path, validLength);
   }
@@ -571,4 +713,43 @@ export function createAgent(options: AgentOptions) {
   }
 
   return { run, activeJobs: () => [...active.keys()] };
+}
+
+/** Packets, the first and last packet's time and the size of a capture file, classic pcap or pcapng. */
+async function scanCaptureFile(path: string) {
+  if (!isPcapng(path)) return scanPcapFile(path);
+  let first: string | undefined;
+  let last: string | undefined;
+  const iso = (p: { seconds: number; nanos: number }) =>
+    `${new Date(p.seconds * 1000).toISOString().slice(0, 19)}.${String(Math.floor(p.nanos / 1000)).padStart(6, '0')}Z`;
+  const read = await readCaptureFile(path, (packet) => {
+    if (first === undefined) first = iso(packet);
+    last = iso(packet);
+  });
+  return {
+    validLength: read.fileBytes,
+    packets: read.packets,
+    ...(first ? { firstTime: first } : {}),
+    ...(last ? { lastTime: last } : {}),
+  };
+}
+
+function isPcapng(path: string): boolean {
+  const head = Buffer.alloc(4);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return head.readUInt32BE(0) === 0x0a0d0d0a;
+}
+
+/** The pcapng comment that says what the file holds from before the capture's start. */
+function preTriggerComment(report: PreTriggerReport, ringSnaplen: number | null): string {
+  const held =
+    report.coveredFrom === null
+      ? 'nothing from before the start'
+      : `the flight recorder's traffic since ${report.coveredFrom} (${report.coveredSeconds} s before the start${ringSnaplen ? `, the first ${ringSnaplen} bytes of each packet` : ''})`;
+  return `tripcap pre-trigger: ${report.requestedSeconds} s asked (from ${report.from}); the file holds ${held}.${report.message ? ` ${report.message}` : ''}`;
 }

@@ -142,3 +142,74 @@ function formatTimestamp(seconds: number, fraction: number, nanoseconds: boolean
   const digits = nanoseconds ? 9 : 6;
   return `${new Date(seconds * 1000).toISOString().slice(0, 19)}.${String(fraction).padStart(digits, '0')}Z`;
 }
+
+/** One record of a classic pcap file; `data` is a view into the reader's buffer, valid until the next record. */
+export interface PcapRecord {
+  seconds: number;
+  /** Nanoseconds within the second (µs files are scaled). */
+  nanos: number;
+  capturedLength: number;
+  originalLength: number;
+  data: Buffer;
+}
+
+/** Milliseconds since the epoch of a record (fractional). */
+export function recordTimeMs(record: { seconds: number; nanos: number }): number {
+  return record.seconds * 1000 + record.nanos / 1e6;
+}
+
+/**
+ * The complete records of classic pcap bytes held in memory, from `start` (a record boundary); stops at a torn or
+ * corrupt record. `end()` of the returned iterator's last value is where the complete records end.
+ */
+export function* pcapRecords(
+  bytes: Buffer,
+  header: PcapHeader,
+  start = PCAP_FILE_HEADER_LENGTH,
+): Generator<PcapRecord & { end: number }> {
+  const le = header.littleEndian;
+  const scale = header.nanoseconds ? 1 : 1000;
+  const maxRecord = Math.max(header.snaplen, MAX_RECORD_LENGTH);
+  let pos = start;
+  while (pos + PCAP_RECORD_HEADER_LENGTH <= bytes.length) {
+    const capturedLength = le ? bytes.readUInt32LE(pos + 8) : bytes.readUInt32BE(pos + 8);
+    const end = pos + PCAP_RECORD_HEADER_LENGTH + capturedLength;
+    if (capturedLength > maxRecord || end > bytes.length) return;
+    yield {
+      seconds: le ? bytes.readUInt32LE(pos) : bytes.readUInt32BE(pos),
+      nanos: (le ? bytes.readUInt32LE(pos + 4) : bytes.readUInt32BE(pos + 4)) * scale,
+      capturedLength,
+      originalLength: le ? bytes.readUInt32LE(pos + 12) : bytes.readUInt32BE(pos + 12),
+      data: bytes.subarray(pos + PCAP_RECORD_HEADER_LENGTH, end),
+      end,
+    };
+    pos = end;
+  }
+}
+
+/** The complete records of a classic pcap file, read in 1 MiB chunks: memory stays at one chunk whatever its size. */
+export async function* readPcapRecords(path: string): AsyncGenerator<PcapRecord> {
+  const file = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(PCAP_FILE_HEADER_LENGTH);
+    const { bytesRead } = await file.read(head, 0, PCAP_FILE_HEADER_LENGTH, 0);
+    const header = readPcapHeader(head.subarray(0, bytesRead));
+    const chunk = Buffer.allocUnsafe(
+      CHUNK_SIZE + PCAP_RECORD_HEADER_LENGTH + Math.max(header.snaplen, MAX_RECORD_LENGTH),
+    );
+    let pos = PCAP_FILE_HEADER_LENGTH;
+    for (;;) {
+      const got = (await file.read(chunk, 0, chunk.length, pos)).bytesRead;
+      let consumed = 0;
+      for (const record of pcapRecords(chunk.subarray(0, got), header, 0)) {
+        yield record;
+        consumed = record.end;
+      }
+      // Nothing complete in a full chunk cannot happen (a chunk holds the largest record): the file ends here.
+      if (consumed === 0) return;
+      pos += consumed;
+    }
+  } finally {
+    await file.close();
+  }
+}

@@ -7,8 +7,12 @@ export {
   PCAP_FILE_HEADER_LENGTH,
   PCAP_RECORD_HEADER_LENGTH,
   type PcapHeader,
+  type PcapRecord,
   type PcapScan,
+  pcapRecords,
   readPcapHeader,
+  readPcapRecords,
+  recordTimeMs,
   type ScanPcapOptions,
   scanPcapFile,
 } from './classic.js';

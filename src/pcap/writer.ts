@@ -74,8 +74,8 @@ export interface PcapngInterfaceOptions {
 export interface PcapngWriterOptions extends CommonWriterOptions {
   /** Interfaces declared at the start (more with addInterface()). */
   interfaces: PcapngInterfaceOptions[];
-  /** Section header opt_comment. */
-  comment?: string;
+  /** Section header opt_comment: one, or several (each its own option). */
+  comment?: string | string[];
   hardware?: string;
   os?: string;
   /** shb_userappl (default "tripcap"). */
@@ -421,7 +421,7 @@ export function createPcapngWriter(target: WriteTarget, options: PcapngWriterOpt
       enc.u32(at + 12, 0xffffffff);
     },
     [
-      ...textOption(1, options.comment),
+      ...[options.comment ?? []].flat().flatMap((text) => textOption(1, text)),
       ...textOption(2, options.hardware),
       ...textOption(3, options.os),
       ...textOption(4, options.application ?? 'tripcap'),

@@ -30,6 +30,24 @@ export interface RegisterResponse {
 export interface CaptureProgress {
   bytes: number;
   packets: number;
+  /** What the flight recorder gave a capture with preTriggerSeconds (in the final report). */
+  preTrigger?: PreTriggerReport;
+}
+
+/** How much of [start − preTriggerSeconds, start] a capture's file holds, from the VM's flight recorder. */
+export interface PreTriggerReport {
+  requestedSeconds: number;
+  /** start − requestedSeconds */
+  from: string;
+  /** From when the file holds the ring's traffic (null: none); later than `from` when the ring held less. */
+  coveredFrom: string | null;
+  coveredSeconds: number;
+  /** Packets taken from the ring. */
+  packets: number;
+  /** 'matched': joined where a live packet was found in the ring; 'time': at the live start; 'none': no ring part. */
+  seam: 'matched' | 'time' | 'none';
+  /** Why the ring gave less than asked, in a sentence. */
+  message?: string;
 }
 
 export interface HeartbeatRequest {
@@ -104,6 +122,11 @@ export interface StartCaptureJob {
   /** Whether the file goes to the server's blob store. */
   upload: boolean;
   ring?: { fileCount: number; fileSizeBytes: number };
+  /** Seconds of flight-recorder traffic to put before the live capture. */
+  preTriggerSeconds?: number;
+  /** pcapng instead of classic pcap, with `comments` in its section header. */
+  fileFormat?: 'pcapng';
+  comments?: string[];
 }
 
 export interface StopCaptureJob {

@@ -60,6 +60,7 @@ export function captureStatusView(row: PacketCapturesTable, files: FileView[]) {
     captureEndTime: row.capture_end_time ?? undefined,
     bytesCaptured: progress.bytes,
     packetsCaptured: progress.packets,
+    ...(progress.preTrigger ? { preTrigger: progress.preTrigger } : {}),
     files,
   };
 }

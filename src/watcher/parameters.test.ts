@@ -289,6 +289,24 @@ describe('parsePacketCaptureBody: rejections', () => {
     }
   });
 
+  it("takes tripcap's fileFormat and comment, and refuses them malformed or pre-trigger with a ring", () => {
+    expect(parse(body({ fileFormat: 'PCAPNG', comment: 'alert: {"a":1}' }))).toMatchObject({
+      fileFormat: 'pcapng',
+      comment: 'alert: {"a":1}',
+    });
+    const plain = parse(body({ fileFormat: 'pcap', comment: '' }));
+    expect(plain.fileFormat).toBeUndefined();
+    expect(plain.comment).toBeUndefined();
+    expectRejected(body({ fileFormat: 'erf' }), 'InvalidFileFormat', 'fileFormat');
+    expectRejected(body({ fileFormat: 1 }), 'InvalidRequestFormat', 'fileFormat');
+    expectRejected(body({ comment: { a: 1 } }), 'InvalidRequestFormat', 'comment');
+    expectRejected(body({ comment: 'x'.repeat(65_537) }), 'InvalidRequestFormat', 'comment');
+    expectRejected(body({ comment: 'a\0b' }), 'InvalidRequestFormat', 'comment');
+    const ring = { continuousCapture: true, storageLocation: { localPath: '/var/captures/ring.cap' } };
+    expectRejected(body({ ...ring, preTriggerSeconds: 60 }), 'InvalidPreTrigger', 'preTriggerSeconds');
+    expect(parse(body({ ...ring, preTriggerSeconds: 0 })).preTriggerSeconds).toBe(0);
+  });
+
   it('rejects capture settings out of range or of the wrong type', () => {
     const continuous = { continuousCapture: true, storageLocation: { localPath: '/var/captures/ring.cap' } };
     const cases: [string, unknown, string][] = [

@@ -37,6 +37,10 @@ export interface PacketCaptureInput {
   continuousCapture: boolean;
   captureSettings?: CaptureSettings;
   preTriggerSeconds: number;
+  /** tripcap's own: pcapng instead of classic pcap (absent: pcap). */
+  fileFormat?: 'pcapng';
+  /** tripcap's own: text for the pcapng file's section header (e.g. the alert that started the capture). */
+  comment?: string;
   /** The normalised absolute local file on the VM when filePath/localPath was given. */
   localFile?: string;
 }
@@ -59,6 +63,8 @@ export const PACKET_CAPTURE_LIMITS = Object.freeze({
 export const MAX_SNAPLEN = 262144;
 
 const MAX_STRING_LENGTH = 1024;
+/** The longest `comment`: room for an alert payload. */
+export const MAX_COMMENT_LENGTH = 65_536;
 const MAX_SCOPE_ENTRIES = 1000;
 
 /** The `tcpdump -s` value for Azure's bytesToCapturePerPacket (0 = whole packet). */
@@ -97,8 +103,48 @@ export function parsePacketCaptureBody(body: unknown, opts: PacketCaptureBodyOpt
     continuousCapture,
     // Only meaningful for continuous capture; kept when sent so that it can be echoed back.
     ...(continuousCapture || settingsInput ? { captureSettings: parseCaptureSettings(settingsInput ?? {}) } : {}),
-    preTriggerSeconds: limit(properties, 'preTriggerSeconds'),
+    ...parsePreTrigger(properties, continuousCapture),
+    ...parseFileFormat(properties),
     ...(localFile ? { localFile } : {}),
+  };
+}
+
+function parsePreTrigger(properties: Record<string, unknown>, continuousCapture: boolean) {
+  const preTriggerSeconds = limit(properties, 'preTriggerSeconds');
+  if (preTriggerSeconds > 0 && continuousCapture) {
+    throw badRequest(
+      'InvalidPreTrigger',
+      'preTriggerSeconds cannot be combined with continuousCapture: a ring of files has no single start to put the flight recorder before.',
+      'preTriggerSeconds',
+    );
+  }
+  return { preTriggerSeconds };
+}
+
+/** `fileFormat` ('pcap' or 'pcapng', any case) and `comment` (pcapng only), tripcap's extensions. */
+function parseFileFormat(properties: Record<string, unknown>): Pick<PacketCaptureInput, 'fileFormat' | 'comment'> {
+  const format = optionalString(properties.fileFormat, 'fileFormat')?.toLowerCase();
+  if (format !== undefined && format !== 'pcap' && format !== 'pcapng') {
+    throw badRequest(
+      'InvalidFileFormat',
+      `fileFormat ${quoteForMessage(String(properties.fileFormat))} is not valid: use 'pcap' (the default) or 'pcapng'.`,
+      'fileFormat',
+    );
+  }
+  const comment = properties.comment;
+  if (comment !== undefined && comment !== null && typeof comment !== 'string') {
+    throw badRequest('InvalidRequestFormat', `comment must be a string, not ${describeType(comment)}.`, 'comment');
+  }
+  if (typeof comment === 'string' && (comment.length > MAX_COMMENT_LENGTH || comment.includes('\0'))) {
+    throw badRequest(
+      'InvalidRequestFormat',
+      `comment must be text of at most ${MAX_COMMENT_LENGTH} characters without NUL.`,
+      'comment',
+    );
+  }
+  return {
+    ...(format === 'pcapng' ? { fileFormat: 'pcapng' as const } : {}),
+    ...(typeof comment === 'string' && comment !== '' ? { comment } : {}),
   };
 }
 

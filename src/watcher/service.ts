@@ -634,6 +634,7 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
 
   function startJob(row: PacketCapturesTable): StartCaptureJob {
     const p = JSON.parse(row.properties) as PacketCaptureInput;
+    const { comment: _, ...parameters } = captureView(row).properties;
     const localFile = p.localFile;
     const ring = p.continuousCapture
       ? {
@@ -652,6 +653,18 @@ export function createPacketCaptureService(options: PacketCaptureServiceOptions)
       ...(localFile ? { localFile } : {}),
       upload: uploadsToStore(p),
       ...(ring ? { ring } : {}),
+      ...(p.preTriggerSeconds ? { preTriggerSeconds: p.preTriggerSeconds } : {}),
+      ...(p.fileFormat === 'pcapng'
+        ? {
+            fileFormat: 'pcapng' as const,
+            // The file explains itself: which capture, with which parameters, and why (the caller's comment).
+            comments: [
+              `tripcap packet capture ${row.id}`,
+              `parameters: ${JSON.stringify(parameters)}`,
+              ...(p.comment ? [p.comment] : []),
+            ],
+          }
+        : {}),
     };
   }
 

@@ -37,7 +37,20 @@ const isoTime = z
   .string()
   .max(40)
   .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time');
-const progress = z.object({ bytes: z.number().int().min(0), packets: z.number().int().min(0) });
+const preTrigger = z.object({
+  requestedSeconds: z.number().int().min(0).max(86_400),
+  from: isoTime,
+  coveredFrom: isoTime.nullable(),
+  coveredSeconds: z.number().min(0).max(86_400),
+  packets: z.number().int().min(0),
+  seam: z.enum(['matched', 'time', 'none']),
+  message: z.string().max(500).optional(),
+});
+const progress = z.object({
+  bytes: z.number().int().min(0),
+  packets: z.number().int().min(0),
+  preTrigger: preTrigger.optional(),
+});
 const errorCode = z.enum(['InternalError', 'AgentStopped', 'CaptureFailed', 'LocalFileFailed', 'StorageFailed']);
 const fileReport = z.object({
   seq: z.number().int().min(1).max(100_000),
