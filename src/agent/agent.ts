@@ -426,13 +426,17 @@ export function createAgent(options: AgentOptions) {
       );
       // The capture was stopped or deleted while it was starting.
       if (answer?.stop) void handle.stop('ManuallyStopped');
-      const cut = job.preTriggerSeconds && record.liveFile ? cutPreTrigger(record, Date.parse(handle.startedAt)) : null;
+      // Saved as soon as it is made: heartbeats show it, and an agent restarted mid-capture still joins it.
+      const cut =
+        job.preTriggerSeconds && record.liveFile
+          ? cutPreTrigger(record, Date.parse(handle.startedAt)).then((preCut) => {
+              record.preCut = preCut;
+              return saveRecord(record);
+            })
+          : null;
       const result = await handle.done;
       handles.delete(job.jobId);
-      if (cut) {
-        record.preCut = await cut;
-        await saveRecord(record);
-      }
+      await cut;
       logger.info({ job: job.jobId, stopReason: result.stopReason, packets: result.packetsCaptured }, 'capture ended');
       await ended(record, await joinFiles(record, result));
     } catch (err) {
@@ -537,7 +541,7 @@ export function createAgent(options: AgentOptions) {
     const record = active.get(jobId);
     if (!record || record.job.ring) return 0; // a ring overwrites itself: its count comes at the end
     const counter = packetCounters.get(jobId) ?? { offset: 0, packets: 0 };
-    const scan = await scanPcapFile(record.outFile, { startOffset: counter.offset }).catch(() => null);
+    const scan = await scanPcapFile(record.liveFile ?? record.outFile, { startOffset: counter.offset }).catch(() => null);
     if (scan) packetCounters.set(jobId, { offset: scan.validLength, packets: counter.packets + scan.packets });
     return packetCounters.get(jobId)?.packets ?? 0;
   }
@@ -546,7 +550,12 @@ export function createAgent(options: AgentOptions) {
     while (!signal.aborted) {
       const progress: Record<string, { bytes: number; packets: number }> = {};
       for (const [jobId, handle] of handles) {
-        progress[jobId] = { bytes: handle.progress().bytes, packets: await packetsSoFar(jobId) };
+        const preTrigger = active.get(jobId)?.preCut?.report;
+        progress[jobId] = {
+          bytes: handle.progress().bytes,
+          packets: await packetsSoFar(jobId),
+          ...(preTrigger ? { preTrigger } : {}),
+        };
       }
       for (const jobId of packetCounters.keys()) if (!handles.has(jobId)) packetCounters.delete(jobId);
       try {

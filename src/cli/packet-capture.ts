@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
 import type { Report } from '../analysis/report.js';
 import { sleep } from '../lib/time.js';
+import type { PreTriggerReport } from '../watcher/agent-protocol.js';
 import { type ApiClient, type ConnectionOptions, withApi } from './lazy-api.js';
 import { createProgressLine, formatBytes, formatSeconds, print } from './output.js';
 
@@ -27,6 +28,7 @@ interface CaptureStatus {
   captureEndTime?: string;
   bytesCaptured: number;
   packetsCaptured: number;
+  preTrigger?: PreTriggerReport;
   files: Array<{
     seq: number;
     name: string;
@@ -111,8 +113,14 @@ function statusRows(status: CaptureStatus) {
     Started: status.captureStartTime ?? '',
     Packets: status.packetsCaptured,
     Bytes: status.bytesCaptured,
+    ...(status.preTrigger ? { PreTrigger: preTriggerText(status.preTrigger) } : {}),
   };
   return [head];
+}
+
+/** "60 s of 60 s (1234 packets)", or what the ring could not give. */
+function preTriggerText(p: PreTriggerReport): string {
+  return `${p.coveredSeconds} s of ${p.requestedSeconds} s (${p.packets} packets)${p.message ? `: ${p.message}` : ''}`;
 }
 
 function fileRows(status: CaptureStatus) {
@@ -156,6 +164,9 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
       .option('--file-count <n>', 'files in the ring (continuous)')
       .option('--file-size <bytes>', 'size of each ring file (continuous)')
       .option('--session-time-limit <seconds>', 'session length (continuous)')
+      .option('--pre-trigger <seconds>', "also the VM's flight-recorder traffic of these seconds before the start")
+      .option('--format <format>', 'file format: pcap (default) or pcapng')
+      .option('--comment <text>', 'text for the pcapng file header (e.g. why the capture was taken)')
       .option('--wait', 'wait for the capture to end, showing its progress')
       .addOption(output()),
   ).action(async (o: Options) => {
@@ -185,6 +196,9 @@ export function registerPacketCaptureCommands(program: Command, connectionOption
         bytesToCapturePerPacket: int(o.captureSize as string, '--capture-size'),
         totalBytesPerSession: int(o.captureLimit as string, '--capture-limit'),
         timeLimitInSeconds: int(o.timeLimit as string, '--time-limit'),
+        preTriggerSeconds: int(o.preTrigger as string, '--pre-trigger'),
+        ...(o.format ? { fileFormat: String(o.format) } : {}),
+        ...(o.comment ? { comment: String(o.comment) } : {}),
       };
       if (o.continuous) {
         properties.continuousCapture = true;
