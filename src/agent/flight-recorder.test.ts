@@ -84,6 +84,7 @@ describe('ringLayout', () => {
     expect(ringLayout(4 * 1024 * 1024, 128)).toEqual({ fileCount: 4, fileBytes: 1e6, boundBytes: 4 * 1_000_144 });
     expect(ringLayout(100e6, 128)).toEqual({ fileCount: 9, fileBytes: 10e6, boundBytes: 9 * 10_000_144 });
     expect(ringLayout(20e6, 128, 1_500_000).fileBytes).toBe(2e6);
+    expect(ringLayout(10e9, 128)).toMatchObject({ fileCount: 156, fileBytes: 64e6 });
     expect(() => ringLayout(1.5e6, 128)).toThrow(/fewer than 2 ring files/);
   });
 });

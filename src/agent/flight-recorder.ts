@@ -27,7 +27,7 @@ export interface FlightRecorderOptions {
   maxAgeSeconds: number;
   /** below this many free bytes on the ring's file system the recorder stops, with stopReason 'DiskFloor' */
   minFreeBytes: number;
-  /** size of one ring file; default maxBytes/10, rounded to whole megabytes (tcpdump -C's unit), at least 1 MB */
+  /** size of one ring file; default maxBytes/10 (at most 64 MB), rounded to whole megabytes (tcpdump -C's unit), at least 1 MB */
   fileBytes?: number;
   logger: Logger;
   /** called once when the recorder stops by itself ('DiskFloor', 'CaptureFailed'), not on stop() */
@@ -75,11 +75,16 @@ export interface RingLayout {
 
 const RING_BASENAME = 'ring.pcap';
 const MEGABYTE = 1_000_000;
+/** A pre-trigger cut reads a ring file whole into memory: big rings get more files, not bigger ones. */
+const MAX_DEFAULT_FILE_MB = 64;
 const MAX_STDERR = 64 * 1024;
 
 /** How many files of what size: as many -C files as fit under maxBytes counting each one's last record. */
 export function ringLayout(maxBytes: number, snaplen: number, fileBytes?: number): RingLayout {
-  const megabytes = Math.max(1, fileBytes ? Math.ceil(fileBytes / MEGABYTE) : Math.floor(maxBytes / 10 / MEGABYTE));
+  const megabytes = Math.max(
+    1,
+    fileBytes ? Math.ceil(fileBytes / MEGABYTE) : Math.min(MAX_DEFAULT_FILE_MB, Math.floor(maxBytes / 10 / MEGABYTE)),
+  );
   const fileMaxBytes = megabytes * MEGABYTE + PCAP_RECORD_HEADER_LENGTH + snaplen;
   const fileCount = Math.floor(maxBytes / fileMaxBytes);
   if (fileCount < 2) {
