@@ -1,15 +1,16 @@
 /**
  * Runs every benchmark in sequence (`npm run bench`, which builds first): capture throughput, then create-to-Running
  * latency, then the capture-file reader, then capture analysis, then metric ingestion and alert evaluation, then
- * alert-to-Running latency of the capture-on-alert function. Each writes bench/results/<name>.json (raw figures,
- * machine) and bench/results/<name>.md (tables).
- * Needs root. About 10 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
+ * alert-to-Running latency of the capture-on-alert function, then the agent's CPU and RSS with the flight recorder
+ * off and on. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
+ * Needs root. About 12 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
  */
 import { runAlertsBench } from './alerts.js';
 import { runAnalyzeBench } from './analyze.js';
 import { runCaptureOnAlertBench } from './capture-on-alert.js';
 import { runCaptureThroughput } from './capture-throughput.js';
 import { runCreateLatency } from './create-latency.js';
+import { runFlightRecorderBench } from './flight-recorder.js';
 import { requireBuild, requireRoot, runCleanups } from './lib.js';
 import { runPcapRead } from './pcap-read.js';
 
@@ -23,6 +24,7 @@ const benchmarks: Array<[string, () => Promise<{ mdFile: string; jsonFile: strin
   ['analyze', () => runAnalyzeBench()],
   ['alerts', () => runAlertsBench()],
   ['capture-on-alert', () => runCaptureOnAlertBench()],
+  ['flight-recorder', () => runFlightRecorderBench()],
 ];
 
 const written: string[] = [];
