@@ -18,7 +18,12 @@ function frame(name: string, length = 200): Buffer {
 }
 
 /** Writes packets [name, seconds after T0] as a pcap; `snaplen` cuts them as the ring's tcpdump would. */
-async function pcap(file: string, packets: Array<[string, number]>, snaplen = 262_144, linkType = LinkType.ETHERNET) {
+async function pcap(
+  file: string,
+  packets: Array<[string, number]>,
+  snaplen = 262_144,
+  linkType: number = LinkType.ETHERNET,
+) {
   const writer = createPcapWriter(join(dir, file), { linkType, snaplen });
   for (const [name, at] of packets) {
     const data = frame(name);

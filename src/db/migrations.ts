@@ -291,4 +291,30 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('vms').addColumn('flight_recorder_status', 'text').execute();
     },
   },
+
+  '0007_alert_life': {
+    async up(db: Kysely<unknown>) {
+      // A capture follows its alert's life: re-fires extend it, Resolved ends it after a tail. What the function
+      // needs to stop it at the right time after a restart, and why it ended.
+      const columns: Array<[string, 'text' | 'integer']> = [
+        ['last_fired_at', 'text'],
+        ['resolved_at', 'text'],
+        ['capture_started_at', 'text'],
+        ['stop_reason', 'text'],
+        ['capture_job_id', 'text'],
+      ];
+      for (const [name, type] of columns) {
+        await db.schema.alterTable('capture_jobs').addColumn(name, type).execute();
+      }
+      await db.schema
+        .alterTable('capture_jobs')
+        .addColumn('extensions', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      // A job from before this migration last fired when it was received.
+      await (db as Kysely<{ capture_jobs: { last_fired_at: string | null; received_at: string } }>)
+        .updateTable('capture_jobs')
+        .set((eb) => ({ last_fired_at: eb.ref('received_at') }))
+        .execute();
+    },
+  },
 };

@@ -223,7 +223,10 @@ export interface CaptureJobsTable {
   condition: string;
   rule_name: string;
   vm_id: string | null;
-  /** Creating | Capturing | Notifying | Completed | Failed | Rejected | AlreadyCapturing | CoolingDown | Recorded */
+  /**
+   * Creating | Capturing | Notifying | Completed | Failed | Rejected | AlreadyCapturing | CoolingDown | LimitReached |
+   * Recorded | Extended
+   */
   status: string;
   /** Why it ended as it did (a code such as TargetNotFound, LimitReached). */
   reason: string | null;
@@ -237,6 +240,21 @@ export interface CaptureJobsTable {
   notifications: string;
   received_at: string;
   updated_at: string;
+  /** The job's last Fired alert (its own, or one that extended it): the capture runs until this plus its duration. */
+  last_fired_at: string | null;
+  /** A Resolved alert of the job arrived: the capture stops this plus the tail later (a re-fire clears it). */
+  resolved_at: string | null;
+  /** When the function created the capture (its hard cap counts from here). */
+  capture_started_at: string | null;
+  /**
+   * Why the capture ended: AlertQuiet | Resolved | MaxDuration | TotalBytesExceeded | StoppedElsewhere | CaptureFailed
+   * (or the capture's own reason). Set before the function stops the capture, so a restart knows it asked.
+   */
+  stop_reason: string | null;
+  /** Extended and Resolved rows: the capturing job they extended or ended. */
+  capture_job_id: string | null;
+  /** How many firings extended this job's capture. */
+  extensions: Generated<number>;
 }
 
 export interface Schema {

@@ -2,8 +2,10 @@
  * How Azure's answers map to the port's CaptureState. The whole adapter runs against tripcap's ARM API in
  * test/e2e/azure-network-watcher.test.ts; these are the answers only real Azure gives (no `files` extension).
  */
+import { createHttpHeaders, type HttpClient, type PipelineRequest } from '@azure/core-rest-pipeline';
 import { describe, expect, it } from 'vitest';
-import { AzureCallError, captureState, locationKey } from './azure-network-watcher.js';
+import { AzureCallError, captureState, createAzureNetworkWatcher, locationKey } from './azure-network-watcher.js';
+import type { CaptureRequest } from './types.js';
 
 const TARGET = '/subscriptions/s/resourceGroups/web-rg/providers/Microsoft.Compute/virtualMachines/web-1';
 const BLOB =
@@ -71,6 +73,95 @@ describe('AzureCallError', () => {
     expect(err.message).toBe("get of packet capture 'pc1' on NetworkWatcher_westeurope failed: 404 NotFound: gone");
     expect(new AzureCallError('list', undefined, undefined, 'socket hang up').message).toBe(
       'list failed: socket hang up',
+    );
+  });
+});
+
+describe("tripcap's extensions through the SDK", () => {
+  /** The adapter over an HttpClient that records each request as it would go on the wire, and answers a PUT at once. */
+  function recordingWatcher(endpoint = 'https://tripcap.example:8443') {
+    const sent: PipelineRequest[] = [];
+    const httpClient: HttpClient = {
+      async sendRequest(request) {
+        sent.push(request);
+        const body = JSON.parse(typeof request.body === 'string' ? request.body : '{}');
+        return {
+          request,
+          status: 200,
+          headers: createHttpHeaders({ 'content-type': 'application/json' }),
+          bodyAsText: JSON.stringify({
+            name: 'pc1',
+            properties: { ...body.properties, provisioningState: 'Succeeded' },
+          }),
+        };
+      },
+    };
+    const watcherPort = createAzureNetworkWatcher({
+      credential: { getToken: async () => ({ token: 'not-a-secret', expiresOnTimestamp: Date.now() + 3600e3 }) },
+      subscriptionId: 's',
+      endpoint,
+      httpClient,
+    });
+    return { sent, watcherPort };
+  }
+  const watcher = {
+    id: 'w',
+    subscriptionId: 's',
+    resourceGroup: 'NetworkWatcherRG',
+    name: 'NetworkWatcher_westeurope',
+    location: 'westeurope',
+  };
+  const request: CaptureRequest = {
+    target: TARGET,
+    bytesToCapturePerPacket: 0,
+    totalBytesPerSession: 1024,
+    timeLimitInSeconds: 1800,
+    filters: [],
+    storageLocation: { storageId: '/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/a' },
+  };
+
+  it('preTriggerSeconds, fileFormat and comment reach the PUT body (the SDK alone would drop them)', async () => {
+    const { sent, watcherPort } = recordingWatcher();
+    // A comment with a new line and characters a header could not carry.
+    const comment = 'tripcap capture-on-alert: alert \'Débit sortant ⚠\'\n{"a": 1}';
+    await watcherPort.createCapture(watcher, 'pc1', {
+      ...request,
+      preTriggerSeconds: 310,
+      fileFormat: 'pcapng',
+      comment,
+    });
+    const put = sent.find((r) => r.method === 'PUT');
+    expect(JSON.parse(String(put?.body)).properties).toMatchObject({
+      target: TARGET,
+      timeLimitInSeconds: 1800,
+      preTriggerSeconds: 310,
+      fileFormat: 'pcapng',
+      comment,
+    });
+    expect(put?.headers.has('x-tripcap-extensions')).toBe(false);
+  });
+
+  it.each([
+    ['tripcap, a request without extensions', 'https://tripcap.example:8443', {}],
+    [
+      "Azure's ARM, which refuses them",
+      'https://management.azure.com',
+      { preTriggerSeconds: 300, fileFormat: 'pcapng', comment: 'c' },
+    ],
+    ["Azure US Government's ARM", 'https://Management.UsGovCloudApi.net/', { preTriggerSeconds: 300 }],
+  ] as const)('%s: the PUT holds only what Azure knows', async (_, endpoint, extensions) => {
+    const { sent, watcherPort } = recordingWatcher(endpoint);
+    await watcherPort.createCapture(watcher, 'pc1', { ...request, ...extensions });
+    const properties = JSON.parse(String(sent.find((r) => r.method === 'PUT')?.body)).properties;
+    expect(Object.keys(properties).sort()).toEqual(
+      [
+        'bytesToCapturePerPacket',
+        'filters',
+        'storageLocation',
+        'target',
+        'timeLimitInSeconds',
+        'totalBytesPerSession',
+      ].sort(),
     );
   });
 });

@@ -9,10 +9,16 @@ import {
   type PacketCaptureQueryStatusResult,
   type PacketCaptureResult,
 } from '@azure/arm-network';
-import { createPipelineRequest, isRestError, type PipelinePolicy } from '@azure/core-rest-pipeline';
+import { createPipelineRequest, type HttpClient, isRestError, type PipelinePolicy } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/identity';
 import { parseResourceId, parseVmId, vmResourceId } from '../lib/arm-id.js';
-import type { CaptureRequest, CaptureState, NetworkWatcherPort, WatcherRef } from './types.js';
+import {
+  CAPTURE_EXTENSIONS,
+  type CaptureRequest,
+  type CaptureState,
+  type NetworkWatcherPort,
+  type WatcherRef,
+} from './types.js';
 
 export interface AzureNetworkWatcherOptions {
   /** DefaultAzureCredential in Azure (managed identity); any TokenCredential elsewhere. */
@@ -23,15 +29,33 @@ export interface AzureNetworkWatcherOptions {
   endpoint?: string;
   /** For tests: an agent that trusts a private CA, for this client alone. */
   httpsAgent?: HttpsAgent;
+  /** For tests: sends the requests instead of the network (they are as they would go on the wire). */
+  httpClient?: HttpClient;
+  /**
+   * Send tripcap's extensions (preTriggerSeconds, fileFormat, comment). Default: yes for a tripcap server, no for
+   * Azure's own ARM endpoints, whose Network Watcher refuses properties it does not know (400 InvalidRequestFormat,
+   * "Could not find member …").
+   */
+  sendExtensions?: boolean;
 }
 
 /** Compute's API version for the VM GET (arm-network has no VM client). */
 const VM_API_VERSION = '2024-07-01';
 const DEFAULT_ENDPOINT = 'https://management.azure.com';
+/** Azure's ARM hosts: public cloud, US Government, China. */
+const AZURE_ARM_HOSTS = ['management.azure.com', 'management.usgovcloudapi.net', 'management.chinacloudapi.cn'];
+
+/** Whether an ARM endpoint is Azure's own (rather than a tripcap server speaking its API). */
+export function isAzureArmEndpoint(endpoint: string): boolean {
+  return AZURE_ARM_HOSTS.includes(new URL(endpoint).hostname.toLowerCase());
+}
 /** How many status queries listCaptures runs at once. */
 const STATUS_CONCURRENCY = 8;
-/** Carries preTriggerSeconds past the SDK's serializer, which drops properties its model does not know. */
-const PRE_TRIGGER_HEADER = 'x-tripcap-pre-trigger-seconds';
+/**
+ * Carries tripcap's extensions (preTriggerSeconds, fileFormat, comment) past the SDK's serializer, which drops
+ * properties its model does not know: base64 JSON, read and removed by extensionsPolicy before anything is sent.
+ */
+const EXTENSIONS_HEADER = 'x-tripcap-extensions';
 
 /** A call that failed, as one line: which call, ARM's status, code and message. Never the request (it holds a token). */
 export class AzureCallError extends Error {
@@ -56,20 +80,30 @@ const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 1000
 /** Azure spells a location "West Europe" or "westeurope". */
 export const locationKey = (location: string) => location.replace(/\s+/g, '').toLowerCase();
 
-/** Moves the preTriggerSeconds header into the PUT body's properties (tripcap reads it; Azure ignores it). */
-const preTriggerPolicy: PipelinePolicy = {
-  name: 'tripcap-pre-trigger-seconds',
+/** Moves the extensions header into the PUT body's properties (tripcap reads them; Azure ignores them). */
+const extensionsPolicy: PipelinePolicy = {
+  name: 'tripcap-extensions',
   sendRequest: async (request, next) => {
-    const seconds = request.headers.get(PRE_TRIGGER_HEADER);
-    request.headers.delete(PRE_TRIGGER_HEADER);
-    if (seconds && request.method === 'PUT' && typeof request.body === 'string') {
+    const encoded = request.headers.get(EXTENSIONS_HEADER);
+    request.headers.delete(EXTENSIONS_HEADER);
+    if (encoded && request.method === 'PUT' && typeof request.body === 'string') {
+      const extensions = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Record<string, unknown>;
       const body = JSON.parse(request.body) as { properties?: Record<string, unknown> };
-      body.properties = { ...body.properties, preTriggerSeconds: Number(seconds) };
+      body.properties = { ...body.properties, ...extensions };
       request.body = JSON.stringify(body);
     }
     return next(request);
   },
 };
+
+/** The request's extension values as the header extensionsPolicy reads; none when it has none. */
+export function extensionsHeader(request: CaptureRequest): Record<string, string> {
+  const extensions = Object.fromEntries(
+    CAPTURE_EXTENSIONS.filter((name) => request[name] !== undefined).map((name) => [name, request[name]]),
+  );
+  if (Object.keys(extensions).length === 0) return {};
+  return { [EXTENSIONS_HEADER]: Buffer.from(JSON.stringify(extensions), 'utf8').toString('base64') };
+}
 
 /** tripcap's addition to queryStatus: the files it stored, with size and SHA-256. */
 interface TripcapStatusFile {
@@ -132,6 +166,7 @@ async function mapWithConcurrency<T, R>(items: T[], limit: number, map: (item: T
 
 export function createAzureNetworkWatcher(options: AzureNetworkWatcherOptions): NetworkWatcherPort {
   const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const sendExtensions = options.sendExtensions ?? !isAzureArmEndpoint(endpoint);
   const clients = new Map<string, NetworkManagementClient>();
 
   /** One client per subscription: the SDK binds a client to the subscription of its list calls. */
@@ -142,9 +177,10 @@ export function createAzureNetworkWatcher(options: AzureNetworkWatcherOptions): 
       client = new NetworkManagementClient(options.credential, subscriptionId, {
         endpoint,
         ...(options.httpsAgent ? { agent: options.httpsAgent } : {}),
+        ...(options.httpClient ? { httpClient: options.httpClient } : {}),
         userAgentOptions: { userAgentPrefix: 'tripcap-capture-on-alert' },
       });
-      client.pipeline.addPolicy(preTriggerPolicy);
+      client.pipeline.addPolicy(extensionsPolicy);
       clients.set(key, client);
     }
     return client;
@@ -247,16 +283,13 @@ export function createAzureNetworkWatcher(options: AzureNetworkWatcherOptions): 
     },
 
     async createCapture(watcher, name, request) {
-      const preTrigger: Record<string, string> = request.preTriggerSeconds
-        ? { [PRE_TRIGGER_HEADER]: String(request.preTriggerSeconds) }
-        : {};
       await attempt(captureCall('create', watcher, name), () =>
         clientFor(watcher.subscriptionId).packetCaptures.beginCreateAndWait(
           watcher.resourceGroup,
           watcher.name,
           name,
           captureParameters(request),
-          { requestOptions: { customHeaders: preTrigger } },
+          { requestOptions: { customHeaders: sendExtensions ? extensionsHeader(request) : {} } },
         ),
       );
     },

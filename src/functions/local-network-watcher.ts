@@ -78,6 +78,8 @@ export function createLocalNetworkWatcher(captures: PacketCaptureService): Netwo
       return Promise.all(listed.map((c) => stateOf(watcher, c.name, c.target)));
     },
     async createCapture(watcher, name, request) {
+      // The request is the PUT body's properties as it is, tripcap's extensions (preTriggerSeconds, fileFormat,
+      // comment) included.
       await captures.createCapture(captureRef(watcher, name), { properties: request });
     },
     getCapture,

@@ -75,9 +75,25 @@ export interface CaptureRequest {
     remotePort?: string;
   }>;
   storageLocation: { storageId?: string; storagePath?: string; filePath?: string };
-  /** tripcap's extension: seconds of flight-recorder traffic from before the start (Azure ignores it). */
+  /** tripcap's extension: seconds of flight-recorder traffic from before the start */
   preTriggerSeconds?: number;
+  /** tripcap's extension: the file's format, 'pcap' by default */
+  fileFormat?: CaptureFileFormat;
+  /** tripcap's extension: a comment of the pcapng file's section header, at most 65,536 characters */
+  comment?: string;
 }
+
+export const CAPTURE_FILE_FORMATS = ['pcapng', 'pcap'] as const;
+export type CaptureFileFormat = (typeof CAPTURE_FILE_FORMATS)[number];
+
+/** The longest `comment` tripcap's server accepts. */
+export const MAX_CAPTURE_COMMENT_LENGTH = 65_536;
+
+/**
+ * The tripcap extensions of a capture request. Azure's API does not have them: its SDK drops them, and its Network
+ * Watcher refuses them (the Azure adapter sends them to tripcap servers only).
+ */
+export const CAPTURE_EXTENSIONS = ['preTriggerSeconds', 'fileFormat', 'comment'] as const;
 
 export interface WatcherRef {
   id: string;

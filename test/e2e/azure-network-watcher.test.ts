@@ -75,6 +75,8 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
   let stopAgent: () => Promise<void>;
   let sink: Awaited<ReturnType<typeof boundUdpSocket>>;
   let watcher: WatcherRef;
+  /** The PUT bodies tripcap's server received, by capture name (as the ARM route hands them to the service). */
+  const received = new Map<string, { properties: Record<string, unknown> }>();
 
   const captureRequest = (overrides: Partial<CaptureRequest>): CaptureRequest => ({
     target: VM_ID,
@@ -93,6 +95,11 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
       { env: {} },
     );
     server = await startServer(config, createLogger({ level: 'warn', name: 'server' }));
+    const create = server.captures.createCapture;
+    server.captures.createCapture = async (ref, body) => {
+      received.set(ref.captureName, body as { properties: Record<string, unknown> });
+      return create(ref, body);
+    };
     adminToken = server.adminToken ?? (await readFile(server.adminTokenFile, 'utf8')).trim();
     const ca = await readFile(server.caFile ?? '');
     undici = new UndiciAgent({ connect: { ca } });
@@ -197,14 +204,21 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
     expect(file?.size).toBeGreaterThan(24);
   });
 
-  it('stopCapture on a long capture: Stopped, ManuallyStopped; preTriggerSeconds reached the server', async () => {
+  it("stopCapture on a long capture: Stopped, ManuallyStopped; tripcap's extensions reached the server", async () => {
+    const comment = 'tripcap capture-on-alert: Fired alert \'Débit ⚠\'\n{"schemaId": "azureMonitorCommonAlertSchema"}';
     await watcherPort.createCapture(
       watcher,
       'adapter-long',
-      captureRequest({ timeLimitInSeconds: 600, preTriggerSeconds: 30 }),
+      captureRequest({ timeLimitInSeconds: 600, preTriggerSeconds: 30, fileFormat: 'pcapng', comment }),
     );
+    // The SDK's model has none of the three; the adapter's policy put them in the PUT body.
+    expect(received.get('adapter-long')?.properties).toMatchObject({
+      preTriggerSeconds: 30,
+      fileFormat: 'pcapng',
+      comment,
+    });
     expect(await watcherPort.getCapture(watcher, 'adapter-long')).toMatchObject({ status: 'Running', files: [] });
-    // The SDK's model has no preTriggerSeconds; the adapter's policy put it in the body, and tripcap kept it.
+    // And tripcap kept preTriggerSeconds.
     const raw = await request(`${server.url}${watcher.id}/packetCaptures/adapter-long?api-version=2024-05-01`, {
       dispatcher: undici,
       headers: { authorization: `Bearer ${adminToken}` },
@@ -265,11 +279,19 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
       expect(answer.status).toBe(202);
       await fn.idle();
       const [job] = await db.selectFrom('capture_jobs').selectAll().execute();
-      expect(job).toMatchObject({ status: 'Completed', vm_id: VM_ID });
+      // Stopped by the function 2 s after the alert fired (its only firing).
+      expect(job).toMatchObject({ status: 'Completed', vm_id: VM_ID, stop_reason: 'AlertQuiet' });
       const capture = await watcherPort.getCapture(watcher, job?.capture_name ?? '');
-      expect(capture).toMatchObject({ status: 'Stopped', stopReason: 'TimeExceeded' });
+      expect(capture).toMatchObject({ status: 'Stopped', stopReason: 'ManuallyStopped' });
+      // The flight recorder's seconds (this alert has no window: 300) and the alert as the pcapng comment.
+      expect(received.get(job?.capture_name ?? '')?.properties).toMatchObject({
+        timeLimitInSeconds: 1800,
+        preTriggerSeconds: 300,
+        fileFormat: 'pcapng',
+        comment: expect.stringMatching(/^tripcap capture-on-alert: Fired alert /),
+      });
       expect(hook.posts).toHaveLength(1);
-      expect(hook.posts[0]?.body.capture.status).toBe('Stopped');
+      expect(hook.posts[0]?.body).toMatchObject({ stopReason: 'AlertQuiet', capture: { status: 'Stopped' } });
       expect(hook.posts[0]?.body.capture.files[0]?.sha256).toBe(capture.files[0]?.sha256);
     } finally {
       stopSending();
