@@ -541,7 +541,9 @@ export function createAgent(options: AgentOptions) {
     const record = active.get(jobId);
     if (!record || record.job.ring) return 0; // a ring overwrites itself: its count comes at the end
     const counter = packetCounters.get(jobId) ?? { offset: 0, packets: 0 };
-    const scan = await scanPcapFile(record.liveFile ?? record.outFile, { startOffset: counter.offset }).catch(() => null);
+    const scan = await scanPcapFile(record.liveFile ?? record.outFile, { startOffset: counter.offset }).catch(
+      () => null,
+    );
     if (scan) packetCounters.set(jobId, { offset: scan.validLength, packets: counter.packets + scan.packets });
     return packetCounters.get(jobId)?.packets ?? 0;
   }
