@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what tripcap needs on a fresh Debian machine, then builds it. Run as root.
 #   bash scripts/install-deps.sh          # to run tripcap: tcpdump, openssl, npm packages, build
-#   bash scripts/install-deps.sh --test   # to run the tests too: + tshark/capinfos, ping, iproute2
+#   bash scripts/install-deps.sh --test   # to run the tests too: + tshark/capinfos, ping, iproute2, chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(tcpdump openssl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(tshark iputils-ping iproute2 procps)
+  packages+=(tshark iputils-ping iproute2 procps chromium)
 fi
 
 missing=()

@@ -44,6 +44,8 @@ export interface HarnessOptions {
   /** The capture function's settings (default: loadFunctionSettings({})) and its e-mail sender. */
   functionSettings?: CaptureFunctionSettings;
   email?: EmailSender;
+  /** The web console's build folder (default: dist/ui). */
+  consoleDir?: string;
 }
 
 /** A Kysely plugin that delays each result by a timer tick (see HarnessOptions.yieldBetweenQueries). */
@@ -113,6 +115,7 @@ export async function createApiHarness(options: HarnessOptions = {}) {
     logger,
     subscriptionId: SUBSCRIPTION,
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+    ...(options.consoleDir ? { consoleDir: options.consoleDir } : {}),
   });
   await app.ready();
   const admin = await createToken(db, { name: 'admin', role: 'admin' });

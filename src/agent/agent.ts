@@ -322,7 +322,7 @@ export function createAgent(options: AgentOptions) {
       ...(message ? { message } : {}),
     });
     const ring = recorder?.engine;
-    if (!ring || ring.status().state !== 'Running') {
+    if (ring?.status().state !== 'Running') {
       return {
         file: null,
         report: report(null, 0, "This VM's flight recorder is not running: the file starts at the capture's start."),

@@ -75,6 +75,8 @@ export function registerFunctionCommands(program: Command, connectionOptions: (c
         message: string | null;
         deliveries: number;
         captureName: string | null;
+        extensions: number;
+        stopReason: string | null;
         notifications: Array<{ channel: string; status: string }>;
       }
       const { body } = await api.json<{ value: Job[] }>(
@@ -91,6 +93,9 @@ export function registerFunctionCommands(program: Command, connectionOptions: (c
           VM: j.vm?.split('/').pop() ?? '',
           Status: j.status,
           Capture: j.captureName ?? '',
+          // Firings that kept the capture going, and why it ended (AlertQuiet, Resolved, MaxDuration, …).
+          Extended: j.extensions || '',
+          Ended: j.stopReason ?? '',
           Notified: j.notifications.map((n) => `${n.channel.split(':')[0]}:${n.status}`).join(', '),
           Note: j.message ?? j.reason ?? '',
           Times: j.deliveries,

@@ -179,7 +179,7 @@ agentOptions(
 });
 
 function announce(server: RunningServer) {
-  const lines = [`tripcap server at ${server.url}`];
+  const lines = [`tripcap server at ${server.url}`, `Web console: ${server.url}/ (sign in with a token)`];
   if (server.adminToken) {
     lines.push(`Admin token (shown once; also in ${server.adminTokenFile}, mode 0600):`, `  ${server.adminToken}`);
   } else {

@@ -6,6 +6,7 @@ import { createAlertRules } from './alert-rules.js';
 import { createAlertsView } from './alerts.js';
 import { createEvaluator, type Evaluator } from './evaluator.js';
 import type { MetricsStore } from './metrics-store.js';
+import { createRuleTestFire } from './test-fire.js';
 
 export interface MonitorOptions {
   db: Database;
@@ -46,6 +47,7 @@ export function createMonitor(options: MonitorOptions) {
     rules,
     actionGroups,
     alerts: createAlertsView(db),
+    testFire: createRuleTestFire({ db, rules, actionGroups }).testFire,
     evaluator: running,
     async start() {
       await actionGroups.start();

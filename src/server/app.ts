@@ -15,6 +15,7 @@ import { createMonitor, type Monitor } from '../monitor/monitor.js';
 import type { PacketCaptureService } from '../watcher/service.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerArmRoutes } from './routes/arm.js';
+import { registerConsoleRoutes } from './routes/console.js';
 import { registerFunctionRoutes } from './routes/functions.js';
 import { registerMonitorRoutes } from './routes/monitor.js';
 import { registerTokenRoutes } from './routes/tokens.js';
@@ -44,6 +45,8 @@ export interface AppOptions {
   https?: { key: Buffer; cert: Buffer };
   /** Largest JSON body accepted, in bytes. */
   bodyLimit?: number;
+  /** The web console's build folder (Vite's output); by default dist/ui. */
+  consoleDir?: string;
 }
 
 /** A route as registered, with the permission its config demands. */
@@ -165,6 +168,10 @@ export async function buildApp(appOptions: AppOptions): Promise<FastifyInstance>
   registerMonitorRoutes(app, options);
   registerFunctionRoutes(app, { db: options.db, captureFunction });
   registerTokenRoutes(app, options);
+  registerConsoleRoutes(app, {
+    subscriptionId: options.subscriptionId,
+    ...(options.consoleDir ? { dir: options.consoleDir } : {}),
+  });
   await app.register(async (agentScope) => registerAgentRoutes(agentScope, options));
   return app;
 }

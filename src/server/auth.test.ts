@@ -154,7 +154,7 @@ describe('every route refuses callers without a valid credential', () => {
       ...(['PUT', 'POST'].includes(route.method) ? { payload: '{}' } : {}),
     });
 
-  it('collects every route, and each declares a permission; only /healthz is public', () => {
+  it('collects every route, and each declares a permission; only /healthz and the console files are public', () => {
     expect(routes.length).toBeGreaterThanOrEqual(30);
     const keys = routes.map((r) => `${r.method} ${r.url}`);
     for (const expected of [
@@ -167,9 +167,14 @@ describe('every route refuses callers without a valid credential', () => {
       expect(keys).toContain(expected);
     }
     for (const route of routes) expect(route.permission, `${route.method} ${route.url}`).toBeDefined();
+    // The web console's static files hold no data; every API call the page makes carries a token.
     expect(routes.filter((r) => r.permission === 'public').map((r) => `${r.method} ${r.url}`)).toEqual([
       'GET /healthz',
       'HEAD /healthz',
+      'GET /',
+      'HEAD /',
+      'GET /assets/*',
+      'HEAD /assets/*',
     ]);
   });
 

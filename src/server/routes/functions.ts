@@ -44,6 +44,8 @@ export function registerFunctionRoutes(
         receivedTime: r.received_at,
         updatedTime: r.updated_at,
         source: r.source,
+        // The Azure Monitor alert this job is for (common alert schema), so a console can join the two.
+        alertId: /^azure:(.+):(?:fired|resolved)$/i.exec(r.dedup_key)?.[1] ?? null,
         condition: r.condition,
         ruleName: r.rule_name,
         vm: r.vm_id,
@@ -52,6 +54,13 @@ export function registerFunctionRoutes(
         message: r.message,
         deliveries: r.deliveries,
         captureName: r.capture_name,
+        // The alert's life (docs/functions.md): firings that extended the capture, and why it ended.
+        lastFiredTime: r.last_fired_at,
+        resolvedTime: r.resolved_at,
+        extensions: r.extensions,
+        stopReason: r.stop_reason,
+        captureJobId: r.capture_job_id,
+        watcher: r.watcher ? JSON.parse(r.watcher) : null,
         capture: r.capture ? JSON.parse(r.capture) : null,
         notifications: JSON.parse(r.notifications),
       })),

@@ -78,6 +78,10 @@ export function registerMonitorRoutes(app: FastifyInstance, { monitor }: { monit
     const deleted = await rules.delete(ruleRef(request));
     return reply.status(deleted ? 200 : 204).send();
   });
+  // tripcap's addition: the rule's action groups send a test alert for one VM of its scope.
+  app.post(`${RULES}/:ruleName/testFire`, write, async (request, reply) =>
+    reply.status(202).send(await monitor.testFire(ruleRef(request), request.body ?? {})),
+  );
 
   // ---- action groups ----
   app.get(`${SUB}/providers/Microsoft.Insights/actionGroups`, read, async (request) => {
