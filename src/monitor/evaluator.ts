@@ -39,7 +39,7 @@ export interface EvaluatorOptions {
   now?: () => number;
 }
 
-interface VmRow {
+export interface VmRow {
   key: string;
   id: string;
   name: string;
@@ -63,6 +63,49 @@ export function stableGuid(text: string): string {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A Fired alert of a rule for one VM, as action groups deliver it (the evaluator's, and a rule's test fire). */
+export function firedAlertEvent(input: {
+  rule: Pick<LoadedRule, 'id' | 'name' | 'subscriptionId' | 'resourceGroup' | 'properties'>;
+  vm: VmRow;
+  alertId: string;
+  windowStartMs: number;
+  windowEndMs: number;
+  firedAt: string;
+  criteria: CriterionOutcome[];
+  /** Default: the rule's own description. */
+  description?: string;
+}): AlertEvent {
+  const { rule, vm } = input;
+  return {
+    alertId: input.alertId,
+    monitorCondition: 'Fired',
+    rule: {
+      id: rule.id,
+      name: rule.name,
+      description: input.description ?? rule.properties.description,
+      severity: rule.properties.severity,
+      subscriptionId: rule.subscriptionId,
+      resourceGroup: rule.resourceGroup,
+      conditionType: conditionTypeOf(rule.properties),
+      windowSize: rule.properties.windowSize,
+      webHookProperties: {},
+    },
+    target: {
+      id: vm.id,
+      name: vm.name,
+      subscriptionId: vm.subscription_id,
+      resourceGroup: vm.resource_group,
+      vmGuid: stableGuid(vm.key),
+      location: vm.location,
+    },
+    firedDateTime: input.firedAt,
+    resolvedDateTime: null,
+    windowStartTime: iso(input.windowStartMs),
+    windowEndTime: iso(input.windowEndMs),
+    criteria: input.criteria,
+  };
+}
 
 /**
  * Runs every enabled rule at its frequency over its window, for each VM in its scope. Where each rule stands for
@@ -180,7 +223,15 @@ export function createEvaluator(options: EvaluatorOptions) {
         let alertId = stored?.alert_id ?? null;
         if (change.transition === 'Fire') {
           alertId = randomUUID();
-          const event = newEvent(rule, change.vm, alertId, time, at, outcomes.get(change.vm.key) ?? []);
+          const event = firedAlertEvent({
+            rule,
+            vm: change.vm,
+            alertId,
+            windowStartMs: time - rule.windowMs,
+            windowEndMs: time,
+            firedAt: at,
+            criteria: outcomes.get(change.vm.key) ?? [],
+          });
           await trx
             .insertInto('alerts')
             .values({
@@ -295,44 +346,6 @@ export function createEvaluator(options: EvaluatorOptions) {
         lowerBound: bounds?.lower ?? 0,
         upperBound: bounds?.upper ?? 0,
       },
-    };
-  }
-
-  function newEvent(
-    rule: LoadedRule,
-    vm: VmRow,
-    alertId: string,
-    time: number,
-    at: string,
-    criteria: CriterionOutcome[],
-  ): AlertEvent {
-    return {
-      alertId,
-      monitorCondition: 'Fired',
-      rule: {
-        id: rule.id,
-        name: rule.name,
-        description: rule.properties.description,
-        severity: rule.properties.severity,
-        subscriptionId: rule.subscriptionId,
-        resourceGroup: rule.resourceGroup,
-        conditionType: conditionTypeOf(rule.properties),
-        windowSize: rule.properties.windowSize,
-        webHookProperties: {},
-      },
-      target: {
-        id: vm.id,
-        name: vm.name,
-        subscriptionId: vm.subscription_id,
-        resourceGroup: vm.resource_group,
-        vmGuid: stableGuid(vm.key),
-        location: vm.location,
-      },
-      firedDateTime: at,
-      resolvedDateTime: null,
-      windowStartTime: iso(time - rule.windowMs),
-      windowEndTime: iso(time),
-      criteria,
     };
   }
 

@@ -4,10 +4,8 @@ import { parseDuration } from '../lib/duration.js';
 import { badRequest } from '../lib/errors.js';
 import { isObject } from '../lib/json.js';
 import type { ActionGroups } from './action-groups.js';
-import type { AlertEvent } from './alert-event.js';
 import { type AlertRules, parseScope, type RuleRef, type Scope, vmsInScope } from './alert-rules.js';
-import { stableGuid } from './evaluator.js';
-import { conditionTypeOf } from './rule-definition.js';
+import { firedAlertEvent } from './evaluator.js';
 
 /**
  * "Test fire" a metric alert rule (tripcap's addition): its action groups send a Fired alert for one VM of its scope,
@@ -57,32 +55,14 @@ export function createRuleTestFire(options: { db: Database; rules: AlertRules; a
     }
     const now = Date.now();
     const windowMs = parseDuration(p.windowSize) ?? 0;
-    const event: AlertEvent = {
+    const event = firedAlertEvent({
+      rule: { ...rule, subscriptionId: ref.subscriptionId, resourceGroup: ref.resourceGroup },
+      vm,
       alertId: randomUUID(),
-      monitorCondition: 'Fired',
-      rule: {
-        id: rule.id,
-        name: rule.name,
-        description: `Test fire of rule '${rule.name}' from tripcap: no threshold was crossed.${p.description ? ` ${p.description}` : ''}`,
-        severity: p.severity,
-        subscriptionId: ref.subscriptionId,
-        resourceGroup: ref.resourceGroup,
-        conditionType: conditionTypeOf(p),
-        windowSize: p.windowSize,
-        webHookProperties: {},
-      },
-      target: {
-        id: vm.id,
-        name: vm.name,
-        subscriptionId: vm.subscription_id,
-        resourceGroup: vm.resource_group,
-        vmGuid: stableGuid(vm.key),
-        location: vm.location,
-      },
-      firedDateTime: new Date(now).toISOString(),
-      resolvedDateTime: null,
-      windowStartTime: new Date(now - windowMs).toISOString(),
-      windowEndTime: new Date(now).toISOString(),
+      windowStartMs: now - windowMs,
+      windowEndMs: now,
+      firedAt: new Date(now).toISOString(),
+      description: `Test fire of rule '${rule.name}' from tripcap: no threshold was crossed.${p.description ? ` ${p.description}` : ''}`,
       // Each criterion as met at its threshold; a dynamic one has no computed threshold, so 0.
       criteria: p.criteria.allOf.map((c) => ({
         name: c.name,
@@ -94,7 +74,7 @@ export function createRuleTestFire(options: { db: Database; rules: AlertRules; a
         metricValue: c.criterionType === 'StaticThresholdCriterion' ? c.threshold : null,
         met: true,
       })),
-    };
+    });
     const deliveries = await actionGroups.enqueue(db, event, p.actions);
     actionGroups.wake();
     return { alertId: event.alertId, vm: vm.id, deliveries, firedDateTime: event.firedDateTime };

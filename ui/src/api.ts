@@ -310,6 +310,15 @@ export interface CaptureStatus {
   packetCaptureError: string[];
   bytesCaptured: number;
   packetsCaptured: number;
+  /** What the VM's flight recorder gave a capture with preTriggerSeconds. */
+  preTrigger?: {
+    requestedSeconds: number;
+    coveredFrom: string | null;
+    coveredSeconds: number;
+    packets: number;
+    seam: 'matched' | 'time' | 'none';
+    message?: string;
+  };
   files: CaptureFile[];
 }
 

@@ -150,6 +150,15 @@ export function CapturePage({
               .join(' + ') || '…'}
             {p?.preTriggerSeconds ? ` · pre-trigger ${p.preTriggerSeconds} s` : ''}
           </div>
+          {s?.preTrigger ? (
+            <div data-pre-trigger>
+              <span class="fact-label">Before start</span>
+              {s.preTrigger.coveredSeconds} s of the {s.preTrigger.requestedSeconds} s asked, from the flight recorder
+              {s.preTrigger.coveredFrom ? ` (since ${utc(s.preTrigger.coveredFrom)})` : ''} ·{' '}
+              {count(s.preTrigger.packets)} packets
+              {s.preTrigger.message ? <div class="muted small">{s.preTrigger.message}</div> : null}
+            </div>
+          ) : null}
           {marks.data ? (
             <div>
               <span class="fact-label">For alert</span>
