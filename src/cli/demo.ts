@@ -107,6 +107,13 @@ interface CaptureStatus {
   packetCaptureError: string[];
   captureStartTime?: string;
   captureEndTime?: string;
+  preTrigger?: {
+    requestedSeconds: number;
+    coveredFrom: string | null;
+    coveredSeconds: number;
+    packets: number;
+    message?: string;
+  };
   files: Array<{ name: string; size: number; packets: number; kernelDrops: number; sha256: string }>;
 }
 
@@ -129,6 +136,8 @@ interface Job {
   reason: string | null;
   message: string | null;
   captureName: string | null;
+  /** Why the capture ended, as the function tells it (AlertQuiet, Resolved, MaxDuration, …). */
+  stopReason: string | null;
 }
 
 interface JsonNotification {
@@ -359,6 +368,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       .join(', ');
     say(`agent registered: ${VM_NAME} (resource group ${RESOURCE_GROUP}, location ${LOCATION}; NICs ${nics})`);
 
+    // The VM's flight recorder: an always-on ring, so that the capture also holds the traffic from before the alert.
+    const recorder = `${VM_ID}/flightRecorder/default?api-version=2024-07-01`;
+    await client.json('PUT', recorder, { properties: { enabled: true, maxBytes: 64_000_000 } });
+    await waitFor(
+      'the flight recorder to run',
+      async () => {
+        const { body } = await client.json<{ properties: { status: { state: string } | null } }>('GET', recorder);
+        return body.properties.status?.state === 'Running' ? true : undefined;
+      },
+      30_000,
+    );
+    say(`flight recorder on: ${VM_NAME} keeps the first 128 bytes of every packet of the last 15 minutes (64 MB ring)`);
+
     // 5. A function key, an action group calling the function with it, and the rule.
     const key = await client.json<{ token: string }>('POST', '/tripcap/v1/tokens', {
       name: 'demo-action-group',
@@ -530,7 +552,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     const startTime = running.captureStartTime ? Date.parse(running.captureStartTime) : Date.now();
     say(
       `capture Running: ${running.name} on ${VM_NAME} since ${new Date(startTime).toISOString().slice(11, 23)} ` +
-        `(tcpdump in netns ${vm.ns} on ${vm.ifname}, time limit ${CAPTURE_SECONDS} s)`,
+        `(tcpdump in netns ${vm.ns} on ${vm.ifname}; the function stops it ${CAPTURE_SECONDS} s after the alert's last firing)`,
     );
     const stopped = await waitFor(
       'the capture to end and its file to be stored',
@@ -544,10 +566,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       CAPTURE_SECONDS * 1000 + 40_000,
     );
     const file = stopped.files[0];
+    // The function writes its reason before it stops the capture (the capture itself says ManuallyStopped).
+    const { body: after } = await client.json<{ value: Job[] }>('GET', jobs);
+    const ended = after.value.find((j) => j.id === job.id)?.stopReason ?? stopped.stopReason ?? 'no reason';
     say(
-      `capture Stopped (${stopped.stopReason ?? 'no reason'}): ${basename(file?.name ?? '')}, ${formatBytes(file?.size ?? 0)}, ` +
+      `capture Stopped (${ended}): ${basename(file?.name ?? '')}, ${formatBytes(file?.size ?? 0)}, ` +
         `${num(file?.packets ?? 0)} packets, ${num(file?.kernelDrops ?? 0)} dropped by the kernel, SHA-256 ${file?.sha256}`,
     );
+    const before = stopped.preTrigger;
+    if (before) {
+      const onset =
+        before.coveredFrom !== null && Date.parse(before.coveredFrom) <= trafficStarted
+          ? `the start of the traffic (${new Date(trafficStarted).toISOString().slice(11, 23)}) included`
+          : 'the start of the traffic is older than the ring';
+      say(
+        `the file starts ${before.coveredSeconds} s before the capture (${before.requestedSeconds} s asked: the alert's ` +
+          `window and one more): ${num(before.packets)} packets from the flight recorder, ${onset}` +
+          (before.message ? `. ${before.message}` : ''),
+      );
+    }
 
     const report = await waitFor(
       'the report',

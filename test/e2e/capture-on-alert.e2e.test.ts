@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, sendUdp } from '../netns.js';
 import { startWebhookReceiver } from '../webhook-receiver.js';
-import { CLI, createE2eEnv, type E2eEnv, poll, RESOURCE_GROUP, SUBSCRIPTION, VM_ID } from './harness.js';
+import { alertToCapture, CLI, createE2eEnv, type E2eEnv, poll, VM_ID } from './harness.js';
 
 /*
  * The whole workflow, as in Azure's tutorial but self-hosted: a sustained UDP stream from the VM (agent in network
@@ -17,7 +17,6 @@ import { CLI, createE2eEnv, type E2eEnv, poll, RESOURCE_GROUP, SUBSCRIPTION, VM_
 
 const execFileAsync = promisify(execFile);
 const skipReason = netnsSkipReason();
-const INSIGHTS = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Insights`;
 
 interface Notification {
   vm: string;
@@ -57,55 +56,13 @@ describe.skipIf(skipReason !== undefined)(
       onTestFailed,
     }) => {
       onTestFailed(() => console.error(env.logs()));
-      const key = await env.api.call<{ token: string }>('POST', '/tripcap/v1/tokens', {
-        name: 'action-group',
-        role: 'function',
+      await alertToCapture(env, {
+        name: 'outbound',
+        windowSize: 'PT10S',
+        evaluationFrequency: 'PT10S',
+        timeAggregation: 'Total',
+        threshold: 1_000_000,
       });
-      expect(key.status).toBe(201);
-      const group = await env.api.call<{ id: string }>(
-        'PUT',
-        `${INSIGHTS}/actionGroups/capture?api-version=2023-01-01`,
-        {
-          location: 'Global',
-          properties: {
-            groupShortName: 'capture',
-            azureFunctionReceivers: [
-              {
-                name: 'capture-on-alert',
-                functionAppResourceId: `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Web/sites/tripcap`,
-                functionName: 'capture-on-alert',
-                httpTriggerUrl: `${env.serverUrl}/api/capture-on-alert?code=${key.body.token}`,
-                useCommonAlertSchema: true,
-              },
-            ],
-          },
-        },
-      );
-      expect(group.status).toBe(201);
-      const rule = await env.api.call('PUT', `${INSIGHTS}/metricAlerts/outbound?api-version=2018-03-01`, {
-        location: 'global',
-        properties: {
-          severity: 2,
-          scopes: [VM_ID],
-          evaluationFrequency: 'PT10S',
-          windowSize: 'PT10S',
-          criteria: {
-            'odata.type': 'Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria',
-            allOf: [
-              {
-                name: 'out',
-                metricName: 'Network Out Total',
-                timeAggregation: 'Total',
-                operator: 'GreaterThan',
-                threshold: 1_000_000,
-                criterionType: 'StaticThresholdCriterion',
-              },
-            ],
-          },
-          actions: [{ actionGroupId: group.body.id }],
-        },
-      });
-      expect(rule.status, JSON.stringify(rule.body)).toBe(201);
 
       // About 1 MB/s from the VM to its peer for 40 s: the alert fires, and the capture still sees the stream.
       const stream = sendUdp(env.vm, { to: env.peer.ip, port: 9, count: 40_000, size: 1000, intervalMs: 1 });

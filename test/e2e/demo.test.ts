@@ -50,10 +50,13 @@ describe.skipIf(skipReason !== undefined)(`tripcap demo${skipReason ? ` (skipped
     for (const line of steps) expect(line).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} {2}\+ *\d+\.\d+s {2}\S/);
 
     const expected = [
+      /flight recorder on: /,
       /rule created: .*Network Out Total.*> 1,000,000 bytes/,
       /alert Fired: /,
       /capture Running: /,
-      /capture Stopped \(TimeExceeded\): .*SHA-256 [0-9a-f]{64}$/,
+      /capture Stopped \(AlertQuiet\): .*SHA-256 [0-9a-f]{64}$/,
+      // The traffic began a window before the alert: the flight recorder's part holds it.
+      /the file starts .* s before the capture .*: [\d,]+ packets from the flight recorder, the start of the traffic \(.*\) included/,
       /report ready/,
       /notification received by the webhook/,
     ];

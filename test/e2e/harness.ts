@@ -658,3 +658,63 @@ export async function createE2eEnv(): Promise<E2eEnv> {
     throw err;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Alert → capture wiring, as Azure's tutorial sets it up
+
+const INSIGHTS = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Insights`;
+
+/**
+ * A function key, an action group `capture` whose Azure Function receiver calls this server's capture-on-alert
+ * function with it, and a one-criterion metric alert rule on the VM's `Network Out Total` that uses the group.
+ */
+export async function alertToCapture(
+  env: Pick<E2eEnv, 'api' | 'serverUrl'>,
+  rule: { name: string; windowSize: string; evaluationFrequency: string; timeAggregation: string; threshold: number },
+): Promise<void> {
+  const key = await env.api.call<{ token: string }>('POST', '/tripcap/v1/tokens', {
+    name: 'action-group',
+    role: 'function',
+  });
+  if (key.status !== 201) throw new Error(`function key: HTTP ${key.status} ${JSON.stringify(key.body)}`);
+  const group = await env.api.call<{ id: string }>('PUT', `${INSIGHTS}/actionGroups/capture?api-version=2023-01-01`, {
+    location: 'Global',
+    properties: {
+      groupShortName: 'capture',
+      azureFunctionReceivers: [
+        {
+          name: 'capture-on-alert',
+          functionAppResourceId: `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Web/sites/tripcap`,
+          functionName: 'capture-on-alert',
+          httpTriggerUrl: `${env.serverUrl}/api/capture-on-alert?code=${key.body.token}`,
+          useCommonAlertSchema: true,
+        },
+      ],
+    },
+  });
+  if (group.status !== 201) throw new Error(`action group: HTTP ${group.status} ${JSON.stringify(group.body)}`);
+  const created = await env.api.call('PUT', `${INSIGHTS}/metricAlerts/${rule.name}?api-version=2018-03-01`, {
+    location: 'global',
+    properties: {
+      severity: 2,
+      scopes: [VM_ID],
+      evaluationFrequency: rule.evaluationFrequency,
+      windowSize: rule.windowSize,
+      criteria: {
+        'odata.type': 'Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria',
+        allOf: [
+          {
+            name: 'out',
+            metricName: 'Network Out Total',
+            timeAggregation: rule.timeAggregation,
+            operator: 'GreaterThan',
+            threshold: rule.threshold,
+            criterionType: 'StaticThresholdCriterion',
+          },
+        ],
+      },
+      actions: [{ actionGroupId: group.body.id }],
+    },
+  });
+  if (created.status !== 201) throw new Error(`rule: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+}

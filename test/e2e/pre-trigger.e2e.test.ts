@@ -6,13 +6,12 @@ import type { PreTriggerReport } from '../../src/watcher/agent-protocol.js';
 import { netnsSkipReason, sendUdp } from '../netns.js';
 import { startWebhookReceiver } from '../webhook-receiver.js';
 import {
+  alertToCapture,
   type CaptureStatus,
   createE2eEnv,
   type E2eEnv,
   poll,
-  RESOURCE_GROUP,
   readPackets,
-  SUBSCRIPTION,
   sequenceNumbers,
   VM_ID,
 } from './harness.js';
@@ -26,7 +25,6 @@ import {
 
 const execFileAsync = promisify(execFile);
 const skipReason = netnsSkipReason();
-const INSIGHTS = `/subscriptions/${SUBSCRIPTION}/resourceGroups/${RESOURCE_GROUP}/providers/Microsoft.Insights`;
 const BURST_PORT = 9;
 
 type Status = CaptureStatus & { preTrigger?: PreTriggerReport };
@@ -110,53 +108,14 @@ describe.skipIf(skipReason !== undefined)(
       onTestFailed,
     }) => {
       onTestFailed(() => console.error(env.logs()));
-      const key = await env.api.call<{ token: string }>('POST', '/tripcap/v1/tokens', {
-        name: 'action-group',
-        role: 'function',
-      });
-      const group = await env.api.call<{ id: string }>(
-        'PUT',
-        `${INSIGHTS}/actionGroups/capture?api-version=2023-01-01`,
-        {
-          location: 'Global',
-          properties: {
-            groupShortName: 'capture',
-            webhookReceivers: [
-              {
-                name: 'capture-on-alert',
-                serviceUri: `${env.serverUrl}/api/capture-on-alert?code=${key.body.token}`,
-                useCommonAlertSchema: true,
-              },
-            ],
-          },
-        },
-      );
-      expect(group.status, JSON.stringify(group.body)).toBe(201);
       // Every second of a whole PT30S window above 100 kB out: true only once the burst has lasted a window.
-      const rule = await env.api.call('PUT', `${INSIGHTS}/metricAlerts/sustained?api-version=2018-03-01`, {
-        location: 'global',
-        properties: {
-          severity: 2,
-          scopes: [VM_ID],
-          evaluationFrequency: 'PT10S',
-          windowSize: 'PT30S',
-          criteria: {
-            'odata.type': 'Microsoft.Azure.Monitor.MultipleResourceMultipleMetricCriteria',
-            allOf: [
-              {
-                name: 'out',
-                metricName: 'Network Out Total',
-                timeAggregation: 'Minimum',
-                operator: 'GreaterThan',
-                threshold: 100_000,
-                criterionType: 'StaticThresholdCriterion',
-              },
-            ],
-          },
-          actions: [{ actionGroupId: group.body.id }],
-        },
+      await alertToCapture(env, {
+        name: 'sustained',
+        windowSize: 'PT30S',
+        evaluationFrequency: 'PT10S',
+        timeAggregation: 'Minimum',
+        threshold: 100_000,
       });
-      expect(rule.status, JSON.stringify(rule.body)).toBe(201);
 
       const burstStart = Date.now();
       const burst = sendUdp(env.vm, { to: env.peer.ip, port: BURST_PORT, count: 60_000, size: 1000, intervalMs: 1 });
