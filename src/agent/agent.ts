@@ -504,6 +504,11 @@ export function createAgent(options: AgentOptions) {
           report.message =
             `The agent stopped during the capture and its file is unreadable: ${errorMessage(err)}`.slice(0, 2000);
         }
+        report.progress = {
+          bytes: files.reduce((n, f) => n + f.size, 0),
+          packets: files.reduce((n, f) => n + f.packets, 0),
+          ...(record.preCut ? { preTrigger: record.preCut.report } : {}),
+        };
         record.result = { report, files };
         await saveRecord(record);
       }
