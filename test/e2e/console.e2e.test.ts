@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason, sendUdp } from '../netns.js';
-import { createE2eEnv, type E2eEnv, RESOURCE_GROUP, SUBSCRIPTION, VM_ID, WATCHER_ID } from './harness.js';
+import { createE2eEnv, type E2eEnv, poll, RESOURCE_GROUP, SUBSCRIPTION, VM_ID, WATCHER_ID } from './harness.js';
 
 /*
  * The web console in a real browser (Debian's chromium, driven by playwright-core) against a real server and a real
@@ -51,7 +51,8 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
 
   beforeAll(async () => {
     // The capture-on-alert function's settings, read by the server (a child process) from its environment.
-    process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '5';
+    // Quiet time 8 s: long enough for the test to fire the rule again while the capture runs.
+    process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '8';
     process.env.TRIPCAP_CAPTURE_POLL_SECONDS = '1';
     await mkdir(SHOTS, { recursive: true });
     env = await createE2eEnv();
@@ -95,6 +96,21 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
     await page.click('form[data-form=signin] button[type=submit]');
     await page.waitForSelector('.topbar .user');
   }
+
+  /** What the capture-on-alert function did with each alert, from the API. */
+  const jobs = async () =>
+    (
+      await env.api.call<{
+        value: Array<{
+          id: string;
+          ruleName: string;
+          status: string;
+          captureName: string | null;
+          extensions: number;
+          stopReason: string | null;
+        }>;
+      }>('GET', '/tripcap/v1/functions/capture-on-alert/jobs')
+    ).body.value;
 
   const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 
@@ -165,17 +181,39 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
         await page.click('nav >> text=Overview');
         await card.locator('.u-legend', { hasText: 'outbound: Total Network Out' }).waitFor();
         await card.locator('[data-rate=out]', { hasText: 'Mbit/s' }).waitFor({ timeout: 30_000 });
+        // One more 5-second sample, so that the picture shows the rise as a line, not a lone point.
+        await page.waitForTimeout(5_500);
         await shot(page, 'overview-1280');
 
         // The alert fires; the function captures the VM; the alert links to its capture.
         await page.click('nav >> text=Alerts');
         const alert = page.locator('[data-alert-rule="outbound"][data-condition="Fired"]').first();
         await alert.waitFor({ timeout: 90_000 });
+        // While it captures, a second firing (a test fire of the rule) extends the capture: the function records
+        // it as Extended and the capturing job counts it.
+        const capturing = await poll(
+          'the function capturing vm1',
+          async () => (await jobs()).find((j) => j.ruleName === 'outbound' && j.status === 'Capturing'),
+          { timeoutMs: 30_000 },
+        );
+        const refire = await env.api.call('POST', `${INSIGHTS}/metricAlerts/outbound/testFire?api-version=2018-03-01`);
+        expect(refire.status).toBe(202);
         const link = alert.locator('a.capture-link');
         await link.waitFor({ timeout: 30_000 });
         captureName = (await link.getAttribute('data-capture')) ?? '';
         expect(captureName).toMatch(/^alert-outbound-/);
         await alert.locator('[data-job-status=Completed]').waitFor({ timeout: 60_000 });
+        // The alert's life as the function tells it: the firing that kept the capture going, and why it ended.
+        const done = (await jobs()).find((j) => j.id === capturing.id);
+        expect(done).toMatchObject({ captureName, extensions: 1 });
+        expect(done?.stopReason).toMatch(/^(AlertQuiet|Resolved|MaxDuration|TotalBytesExceeded|StoppedElsewhere)$/);
+        const life = alert.locator('[data-alert-life]');
+        expect(await life.textContent()).toContain('Kept going by 1 more firing');
+        expect(await life.locator('[data-stop-reason]').getAttribute('data-stop-reason')).toBe(done?.stopReason);
+        // The re-fire is told with a link to the capture it joined.
+        const extended = page.locator('[data-job] [data-job-status=Extended]');
+        await extended.waitFor();
+        expect(await extended.locator('a.capture-link').getAttribute('data-capture')).toBe(captureName);
         await shot(page, 'alerts-1280');
         await link.click();
       } finally {
@@ -216,8 +254,9 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
       await page.locator('[data-rule="outbound"] [data-action=test-fire]').click();
       await page.locator('[data-notice=rules]', { hasText: 'queued for vm1' }).waitFor();
       await page.click('nav >> text=Alerts');
-      const testJob = page.locator('[data-job]', { hasText: 'outbound (Fired)' });
+      const testJob = page.locator('[data-job]', { has: page.locator('[data-job-status=CoolingDown]') });
       await testJob.waitFor({ timeout: 30_000 });
+      expect(await testJob.textContent()).toContain('outbound (Fired)');
       expect(await testJob.textContent()).toContain('azure-common');
 
       // The action group's delivery log: the alert's notification and the test fire's, each with its attempts.
@@ -234,20 +273,30 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
       await page.locator(`[data-capture="${captureName}"][data-status=Stopped]`).waitFor();
       await shot(page, 'captures-1280');
 
-      // The same pages at phone width.
+      // The same pages at phone width: nothing is wider than the screen but the tables, which scroll in their box.
       await page.setViewportSize({ width: 390, height: 844 });
-      await page.waitForTimeout(300);
+      const fitsPhone = async (where: string) => {
+        await page.waitForTimeout(300);
+        expect(await page.evaluate('document.documentElement.scrollWidth'), where).toBeLessThanOrEqual(390);
+      };
+      await fitsPhone('captures');
+      await shot(page, 'captures-390');
+      await page.click(`[data-capture="${captureName}"] a >> nth=0`);
+      await page.locator('[data-report-status=Succeeded]').waitFor();
+      // The report's top (its explanation) just under the sticky menu.
+      await page.evaluate(
+        "scrollTo(0, document.querySelector('[data-report-status]').getBoundingClientRect().top + scrollY - 150)",
+      );
+      await fitsPhone('report');
       await shot(page, 'report-390');
       await page.click('nav >> text=Alerts');
       await page.locator('[data-alert-rule="outbound"]').first().waitFor();
+      await fitsPhone('alerts');
       await shot(page, 'alerts-390');
       await page.click('nav >> text=Overview');
       await card.locator('canvas').first().waitFor();
-      await page.waitForTimeout(300);
+      await fitsPhone('overview');
       await shot(page, 'overview-390');
-      // Nothing is wider than the screen but the tables, which scroll in their own box.
-      const overflow = await page.evaluate('document.documentElement.scrollWidth');
-      expect(overflow).toBeLessThanOrEqual(390);
 
       expect(errors).toEqual([]);
     } finally {
@@ -413,6 +462,11 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
         expect(await box.locator('.error-message').textContent()).toBe(expected.message);
         if (expected.target) expect(await box.locator('.error-target code').textContent()).toBe(expected.target);
       };
+      /** The control the refusal's field names: marked invalid, and focused for the keyboard. */
+      const marked = async (form: string) => ({
+        invalid: await page.getAttribute(`form[data-form=${form}] [aria-invalid=true]`, 'name'),
+        focused: await page.evaluate('document.activeElement?.getAttribute("name")'),
+      });
 
       // Rule form: a threshold that is not a number, then a window shorter than the frequency.
       await page.click('nav >> text=Alert rules');
@@ -442,6 +496,7 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
         ruleBody({ windowSize: 'PT10S', evaluationFrequency: 'PT1M' }),
       );
       await showsError('rule', shortWindow);
+      expect(await marked('rule')).toEqual({ invalid: 'windowSize', focused: 'windowSize' });
       await shot(page, 'rule-error-1280');
       // The edit form of an existing rule: the same check, the same words; nothing changes.
       await ruleForm.locator('button', { hasText: 'Cancel' }).click();
@@ -478,6 +533,7 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
         },
       });
       await showsError('capture', badFilter);
+      expect(await marked('capture')).toEqual({ invalid: 'localIPAddress0', focused: 'localIPAddress0' });
       await captureForm.locator('input[name=localIPAddress0]').fill('');
       await captureForm.locator('input[name=timeLimitInSeconds]').fill('99999');
       await captureForm.locator('[data-action=start-capture]').click();
@@ -492,6 +548,8 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
         },
       });
       await showsError('capture', badLimit);
+      // Only the field of the latest refusal is marked.
+      expect(await marked('capture')).toEqual({ invalid: 'timeLimitInSeconds', focused: 'timeLimitInSeconds' });
       await shot(page, 'capture-error-1280');
 
       // Action group form: a webhook URL that is not http(s).

@@ -1,3 +1,13 @@
+import type { Report } from '../../src/analysis/report.js';
+import type { CaptureState, WatcherRef } from '../../src/functions/types.js';
+import type { ApiError as ServerApiError } from '../../src/lib/errors.js';
+import type { ActionGroupView, DeliveryView } from '../../src/monitor/action-groups.js';
+import type { RuleView } from '../../src/monitor/alert-rules.js';
+import type { AlertView } from '../../src/monitor/alerts.js';
+import type { Permission, Role } from '../../src/server/tokens.js';
+import type { captureStatusView, captureView, FileView, vmView, watcherView } from '../../src/watcher/arm-shape.js';
+import type { ReportStatus } from '../../src/watcher/reports.js';
+
 /**
  * The server's public API, as the console uses it. The token lives in sessionStorage (gone when the tab closes) and
  * travels only in the Authorization header, never in a URL.
@@ -14,16 +24,21 @@ export function storeToken(token: string | null): void {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
-/** An API refusal: ARM's `{"error": {"code", "message", "target"?}}`, with the HTTP status. */
+/** ARM's error body, `{"error": {"code", "message", "target"?}}`, as the server's ApiError writes it. */
+type ErrorBody = ReturnType<ServerApiError['toBody']>['error'];
+
+/** An API refusal as the page received it, with the HTTP status (0 when the server could not be reached). */
 export class ApiError extends Error {
+  readonly code: string;
+  readonly target: string | undefined;
   constructor(
     readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly target?: string,
+    error: ErrorBody,
   ) {
-    super(message);
+    super(error.message);
     this.name = 'ApiError';
+    this.code = error.code;
+    this.target = error.target;
   }
 }
 
@@ -34,19 +49,13 @@ export function setUnauthorizedHandler(handler: (message: string) => void): void
 }
 
 async function errorOf(response: Response): Promise<ApiError> {
-  let body: unknown;
-  try {
-    body = await response.json();
-  } catch {
-    body = undefined;
-  }
-  const error = (body as { error?: { code?: string; message?: string; target?: string } } | undefined)?.error;
-  return new ApiError(
-    response.status,
-    error?.code ?? `HTTP${response.status}`,
-    error?.message ?? `The server answered HTTP ${response.status} ${response.statusText}.`,
-    error?.target,
-  );
+  const body = (await response.json().catch(() => undefined)) as { error?: Partial<ErrorBody> } | undefined;
+  const error = body?.error;
+  return new ApiError(response.status, {
+    code: error?.code ?? `HTTP${response.status}`,
+    message: error?.message ?? `The server answered HTTP ${response.status} ${response.statusText}.`,
+    ...(error?.target ? { target: error.target } : {}),
+  });
 }
 
 export async function request(
@@ -67,7 +76,7 @@ export async function request(
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
     });
   } catch {
-    throw new ApiError(0, 'NetworkError', 'The server cannot be reached: is tripcap running?');
+    throw new ApiError(0, { code: 'NetworkError', message: 'The server cannot be reached: is tripcap running?' });
   }
   if (!response.ok) {
     const error = await errorOf(response);
@@ -92,148 +101,41 @@ export const INSIGHTS = '2023-01-01';
 export const withVersion = (path: string, version = ARM) =>
   `${path}${path.includes('?') ? '&' : '?'}api-version=${version}`;
 
-// ---- shapes the console reads (the fields it uses) ----------------------------------------------------------
+// ---- shapes the console reads -----------------------------------------------------------------------------
+// The server's own types where it has them (type-only imports: Vite erases them, nothing of the server is bundled).
 
+export type { Conversation, Peer, ProtocolNode, Report } from '../../src/analysis/report.js';
+export type { MetricsResponse } from '../../src/monitor/metrics-query.js';
+export type { Permission } from '../../src/server/tokens.js';
+export type { CaptureFilter } from '../../src/watcher/filters.js';
+export type Vm = ReturnType<typeof vmView>;
+export type Rule = RuleView;
+export type ActionGroup = ActionGroupView;
+export type Delivery = DeliveryView;
+export type Alert = AlertView;
+export type Watcher = ReturnType<typeof watcherView>;
+export type Capture = ReturnType<typeof captureView>;
+export type CaptureStatus = ReturnType<typeof captureStatusView>;
+export type CaptureFile = FileView;
+
+/** `GET /tripcap/v1/me` (src/server/routes/console.ts): who the token is and what it may do. */
 export interface Me {
   name: string;
-  role: string;
-  permissions: string[];
+  role: Role;
+  permissions: Permission[];
   subscriptionId: string;
 }
 
-export interface Vm {
-  id: string;
-  name: string;
-  location: string;
-  properties: {
-    networkProfile: { networkInterfaces: Array<{ name: string; macAddress?: string; ipAddresses?: string[] }> };
-    storageProfile?: { osDisk?: { osType?: string } };
-    agent: { status: string; lastSeen: string } | null;
-  };
+/** `GET …/packetCaptures/{name}/report` (tripcap's): the analysis of the capture's files once they are stored. */
+export interface ReportResponse {
+  status: ReportStatus | 'NotStarted' | 'Unavailable';
+  report?: Report;
+  /** Why there is no report (Failed, Unavailable), in a sentence. */
+  error?: string;
+  updatedTime?: string;
 }
 
-export interface MetricsResponse {
-  interval: string;
-  value: Array<{
-    name: { value: string };
-    unit: string;
-    timeseries: Array<{ data: Array<{ timeStamp: string; total?: number; average?: number; maximum?: number }> }>;
-  }>;
-}
-
-export interface Criterion {
-  criterionType: 'StaticThresholdCriterion' | 'DynamicThresholdCriterion';
-  name: string;
-  metricName: string;
-  metricNamespace?: string;
-  timeAggregation: string;
-  operator: string;
-  threshold?: number;
-  alertSensitivity?: string;
-}
-
-export interface Rule {
-  id: string;
-  name: string;
-  location: string;
-  tags: Record<string, string>;
-  properties: {
-    description: string;
-    severity: number;
-    enabled: boolean;
-    scopes: string[];
-    evaluationFrequency: string;
-    windowSize: string;
-    criteria: { 'odata.type': string; allOf: Criterion[] };
-    autoMitigate: boolean;
-    actions: Array<{ actionGroupId: string; webHookProperties?: Record<string, string> }>;
-    lastUpdatedTime: string;
-  };
-}
-
-export interface ActionGroup {
-  id: string;
-  name: string;
-  location: string;
-  properties: {
-    groupShortName: string;
-    enabled: boolean;
-    emailReceivers: Array<{ name: string; emailAddress: string; useCommonAlertSchema: boolean }>;
-    webhookReceivers: Array<{ name: string; serviceUri: string; useCommonAlertSchema: boolean }>;
-    azureFunctionReceivers: Array<{
-      name: string;
-      functionAppResourceId: string;
-      functionName: string;
-      httpTriggerUrl: string;
-      useCommonAlertSchema: boolean;
-    }>;
-  };
-}
-
-export interface Delivery {
-  id: string;
-  receiverName: string;
-  receiverKind: string;
-  target: string;
-  alertId: string | null;
-  notificationId: string | null;
-  status: string;
-  attempts: Array<{
-    attempt: number;
-    startedAt: string;
-    durationMs: number;
-    outcome: string;
-    httpStatus: number | null;
-    error: string | null;
-  }>;
-  createdTime: string;
-  updatedTime: string;
-}
-
-export interface Alert {
-  id: string;
-  name: string;
-  properties: {
-    essentials: {
-      severity: string;
-      monitorCondition: string;
-      targetResource: string;
-      targetResourceName: string;
-      targetResourceGroup: string;
-      alertRule: string;
-      startDateTime: string;
-      lastModifiedDateTime: string;
-      monitorConditionResolvedDateTime?: string;
-      description: string;
-    };
-    context: {
-      conditionType: string;
-      windowSize: string;
-      windowStartTime: string;
-      windowEndTime: string;
-      criteria: Array<{
-        name: string;
-        metricName: string;
-        timeAggregation: string;
-        operator: string;
-        threshold: number;
-        metricValue: number | null;
-        met: boolean;
-      }>;
-    };
-    deliveries: Array<{
-      id: string;
-      receiverName: string;
-      receiverKind: string;
-      target: string;
-      monitorCondition: string;
-      status: string;
-      attempts: number;
-      updatedTime: string;
-    }>;
-  };
-}
-
+/** A record of `GET /tripcap/v1/functions/capture-on-alert/jobs`: an alert the function received and what it did. */
 export interface FunctionJob {
   id: string;
   receivedTime: string;
@@ -248,178 +150,18 @@ export interface FunctionJob {
   message: string | null;
   deliveries: number;
   captureName: string | null;
+  /** The alert's life (docs/functions.md): its last firing, its resolution, the re-fires that extended the capture. */
+  lastFiredTime: string | null;
+  resolvedTime: string | null;
+  extensions: number;
+  /** Why the capture ended: AlertQuiet, Resolved, MaxDuration, TotalBytesExceeded, StoppedElsewhere, CaptureFailed. */
+  stopReason: string | null;
+  /** For an alert that extended (or resolved) another job's capture: that job. */
+  captureJobId: string | null;
   /** The network watcher the capture is under. */
-  watcher: { id: string; resourceGroup: string; name: string } | null;
-  capture: { name?: string; status?: string; stopReason?: string | null } | null;
-  notifications: unknown;
-}
-
-export interface Watcher {
-  id: string;
-  name: string;
-  location: string;
-}
-
-export interface CaptureFilter {
-  protocol?: string;
-  localIPAddress?: string;
-  remoteIPAddress?: string;
-  localPort?: string;
-  remotePort?: string;
-}
-
-export interface Capture {
-  id: string;
-  name: string;
-  etag?: string;
-  properties: {
-    target: string;
-    bytesToCapturePerPacket?: number;
-    totalBytesPerSession?: number;
-    timeLimitInSeconds?: number;
-    storageLocation?: { storageId?: string; storagePath?: string; filePath?: string; localPath?: string };
-    filters?: CaptureFilter[];
-    continuousCapture?: boolean;
-    preTriggerSeconds?: number;
-    provisioningState?: string;
-  };
-}
-
-export interface CaptureFile {
-  seq: number;
-  name: string;
-  storagePath: string | null;
-  localPath: string | null;
-  size: number;
-  packets: number;
-  kernelDrops: number;
-  sha256: string;
-  firstPacketTime: string | null;
-  lastPacketTime: string | null;
-  uploadedTime: string;
-  downloadUrl: string | null;
-}
-
-export interface CaptureStatus {
-  name: string;
-  id: string;
-  captureStartTime?: string;
-  captureEndTime?: string;
-  packetCaptureStatus: 'NotStarted' | 'Running' | 'Stopped' | 'Error';
-  stopReason?: string;
-  packetCaptureError: string[];
-  bytesCaptured: number;
-  packetsCaptured: number;
-  /** What the VM's flight recorder gave a capture with preTriggerSeconds. */
-  preTrigger?: {
-    requestedSeconds: number;
-    coveredFrom: string | null;
-    coveredSeconds: number;
-    packets: number;
-    seam: 'matched' | 'time' | 'none';
-    message?: string;
-  };
-  files: CaptureFile[];
-}
-
-export interface Peer {
-  address: string;
-  port?: number;
-  protocol?: string;
-  bytes: number;
-  packets: number;
-  share: number;
-  flows: number;
-  names?: string[];
-  app?: string;
-}
-
-export interface Conversation {
-  a: string;
-  b: string;
-  portA?: number;
-  portB?: number;
-  framesAtoB: number;
-  bytesAtoB: number;
-  framesBtoA: number;
-  bytesBtoA: number;
-  frames: number;
-  bytes: number;
-  relStart: number;
-  duration: number;
-  app?: string;
-  name?: string;
-}
-
-export interface ProtocolNode {
-  name: string;
-  packets: number;
-  bytes: number;
-  children: ProtocolNode[];
-}
-
-export interface Report {
-  summary: {
-    packets: number;
-    bytes: number;
-    fileBytes: number;
-    firstTime?: string;
-    lastTime?: string;
-    duration: number;
-    bitsPerSecond: number | null;
-    packetsPerSecond: number | null;
-    averagePacketSize: number | null;
-    packetsCut: number;
-    truncated: boolean;
-    warnings: string[];
-    linkTypes: string[];
-    snaplen: number;
-  };
-  protocols: ProtocolNode;
-  conversations: { tcp: Conversation[]; udp: Conversation[]; ipv4: Conversation[]; ipv6: Conversation[] };
-  hosts: { addresses: string[]; source: string; note?: string };
-  traffic: {
-    outbound: { packets: number; bytes: number };
-    inbound: { packets: number; bytes: number };
-    topDestinations: Peer[];
-    topSources: Peer[];
-    topDestinationServices: Peer[];
-    topSourceServices: Peer[];
-  };
-  timeline: {
-    binSeconds: number;
-    start?: string;
-    bytes: number[];
-    outBytes: number[];
-    inBytes: number[];
-  };
-  tcp: {
-    segments: number;
-    retransmissions: number;
-    resets: number;
-    connections: { attempted: number; established: number; refused: number; unanswered: number };
-    handshakeRtt: { medianMs: number | null; p95Ms: number | null };
-  };
-  names: {
-    dns: Array<{
-      name: string;
-      type: string;
-      queries: number;
-      responses: number;
-      rcodes: Record<string, number>;
-      answers: string[];
-    }>;
-    tls: Array<{ sni: string; flows: number; servers: string[] }>;
-    http: Array<{ method: string; host: string; path: string; requests: number; statuses: Record<string, number> }>;
-  };
-  explanation: { sentences: string[] };
-}
-
-export interface ReportResponse {
-  status: 'NotStarted' | 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unavailable';
-  report?: Report;
-  error?: { code: string; message: string };
-  updatedTime?: string;
+  watcher: WatcherRef | null;
+  capture: CaptureState | null;
+  notifications: Array<{ channel: string; status: string; time: string; error?: string }>;
 }
 
 // ---- ARM ids and paths ---------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ export function count(value: number | null | undefined): string {
 }
 
 export function percent(share: number): string {
+  // A share too small for one decimal is still there: "< 0.1 %", not "0.0 %".
+  if (share > 0 && share < 0.0005) return '< 0.1 %';
   return `${(share * 100).toFixed(share >= 0.1 ? 0 : 1)} %`;
 }
 
@@ -104,4 +106,19 @@ export function metricValue(metricName: string, value: number | null | undefined
   if (/Network (In|Out) Total|Memory Bytes/i.test(metricName)) return bytes(value);
   if (/Percentage/i.test(metricName)) return `${value.toFixed(1)} %`;
   return count(Math.round(value * 100) / 100);
+}
+
+/** Why the capture-on-alert function's capture ended (docs/functions.md, "Alert life"), in words. */
+const STOP_REASONS: Record<string, string> = {
+  AlertQuiet: 'the alert went quiet (no firing for the quiet time)',
+  Resolved: 'the alert was resolved (stopped after a tail)',
+  MaxDuration: 'it reached its time limit',
+  TotalBytesExceeded: 'it reached its byte limit',
+  StoppedElsewhere: 'someone stopped it (API, CLI or console)',
+  CaptureFailed: 'it failed (see the capture’s errors)',
+};
+
+export function stopReasonText(reason: string): string {
+  const words = STOP_REASONS[reason];
+  return words ? `${reason}: ${words}` : reason;
 }

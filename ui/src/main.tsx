@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, type Me, request, setUnauthorizedHandler, storedToken, storeToken } from './api.js';
-import { ErrorBox } from './components.js';
+import { ApiForm, ErrorBox, Field } from './components.js';
 import { useNow, useRoute } from './hooks.js';
 import { ActionGroupsPage } from './pages/action-groups.js';
 import { AlertsPage } from './pages/alerts.js';
@@ -19,26 +19,17 @@ async function whoAmI(token: string): Promise<Me> {
 
 function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me, token: string) => void; notice?: string }) {
   const [token, setToken] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
   return (
     <main class="signin">
-      <form
+      <ApiForm
         class="card signin-card"
-        data-form="signin"
-        onSubmit={async (event) => {
-          event.preventDefault();
-          setBusy(true);
-          setError(undefined);
-          try {
-            const value = token.trim();
-            const me = await whoAmI(value);
-            onSignedIn(me, value);
-          } catch (err) {
-            setError(err);
-          } finally {
-            setBusy(false);
-          }
+        name="signin"
+        submit="Sign in"
+        busyLabel="Signing in…"
+        disabled={!token.trim()}
+        onSubmit={async () => {
+          const value = token.trim();
+          onSignedIn(await whoAmI(value), value);
         }}
       >
         <h1 class="brand">
@@ -46,8 +37,10 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me, token: string) =>
         </h1>
         <p class="muted">Alert-triggered packet capture. Sign in with a tripcap token.</p>
         {notice ? <div class="notice">{notice}</div> : null}
-        <label class="field">
-          <span class="field-label">Token</span>
+        <Field
+          label="Token"
+          hint="The token stays in this tab (session storage) and is sent only in the Authorization header."
+        >
           <input
             name="token"
             type="password"
@@ -57,19 +50,12 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (me: Me, token: string) =>
             value={token}
             onInput={(e) => setToken(e.currentTarget.value)}
           />
-          <span class="field-hint">
-            <code>tripcap start</code> printed the admin token; it is also in <code>data/admin.token</code>. Give people
-            their own: <code>tripcap token create --name NAME --role reader</code>.
-          </span>
-        </label>
-        <button type="submit" class="primary" disabled={busy || !token.trim()}>
-          {busy ? 'Signing in…' : 'Sign in'}
-        </button>
-        <ErrorBox error={error} />
+        </Field>
         <p class="field-hint">
-          The token stays in this tab (session storage) and is sent only in the Authorization header.
+          <code>tripcap start</code> printed the admin token; it is also in <code>data/admin.token</code>. Give people
+          their own: <code>tripcap token create --name NAME --role reader</code>.
         </p>
-      </form>
+      </ApiForm>
     </main>
   );
 }
@@ -99,8 +85,10 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   else if (page === 'alerts') content = <AlertsPage />;
   else if (page === 'captures' && rest.length >= 3) {
     content = <CapturePage resourceGroup={rest[0] ?? ''} watcher={rest[1] ?? ''} name={rest[2] ?? ''} />;
-  } else if (page === 'captures') content = <CapturesPage vm={rest[0]} />;
-  else if (page === 'rules') content = <RulesPage />;
+  } else if (page === 'captures') {
+    // "Capture now…" on a VM opens the form for that VM, also when the list is already shown.
+    content = <CapturesPage key={rest[0] ?? ''} vm={rest[0]} />;
+  } else if (page === 'rules') content = <RulesPage />;
   else if (page === 'action-groups') content = <ActionGroupsPage />;
   else content = <ErrorBox error={new Error(`No page '${page}'.`)} />;
   const current = page === 'captures' ? 'captures' : page;

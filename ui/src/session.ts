@@ -1,11 +1,11 @@
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
-import type { Me } from './api.js';
+import type { Me, Permission } from './api.js';
 
 /** Who is signed in: the page offers only what the token's role may do (the server refuses the rest anyway). */
 export interface Session {
   me: Me;
-  can: (permission: 'read' | 'capture:write' | 'resource:write' | 'pcap:download' | 'token:admin') => boolean;
+  can: (permission: Permission) => boolean;
   sub: string;
 }
 

@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
 import { type ActionGroup, api, type Delivery, get, INSIGHTS, parseId, paths, withVersion } from '../api.js';
-import { ActionButton, Badge, Empty, ErrorBox, Field, Section } from '../components.js';
-import { utc } from '../format.js';
-import { usePoll } from '../hooks.js';
+import { ActionButton, ApiForm, Badge, Empty, ErrorBox, Field, Section, Table } from '../components.js';
+import { utc, utcTime } from '../format.js';
+import { useFormState, usePoll } from '../hooks.js';
 import { useSession } from '../session.js';
 
 type ReceiverKind = 'webhook' | 'function' | 'email' | 'thisServer';
@@ -18,7 +18,7 @@ interface ReceiverRow {
 interface GroupForm {
   name: string;
   resourceGroup: string;
-  shortName: string;
+  groupShortName: string;
   receivers: ReceiverRow[];
 }
 
@@ -71,61 +71,49 @@ async function receiversOf(form: GroupForm, sub: string) {
 
 function GroupEditor({ onDone, resourceGroup }: { onDone: () => void; resourceGroup: string }) {
   const { sub, can } = useSession();
-  const [form, setForm] = useState<GroupForm>({
+  const { form, set, text } = useFormState<GroupForm>({
     name: '',
     resourceGroup,
-    shortName: '',
+    groupShortName: '',
     receivers: [
       can('token:admin')
         ? { kind: 'thisServer', name: 'capture-on-alert', target: '', common: true }
         : { kind: 'webhook', name: 'webhook', target: '', common: true },
     ],
   });
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const set = (patch: Partial<GroupForm>) => setForm({ ...form, ...patch });
   const setReceiver = (i: number, patch: Partial<ReceiverRow>) =>
     set({ receivers: form.receivers.map((r, j) => (i === j ? { ...r, ...patch } : r)) });
 
   return (
-    <form
-      class="card form"
-      data-form="action-group"
-      onSubmit={async (event) => {
-        event.preventDefault();
-        setBusy(true);
-        setError(undefined);
-        try {
-          await api('PUT', withVersion(paths.group(sub, form.resourceGroup, form.name), INSIGHTS), {
-            location: 'Global',
-            properties: {
-              groupShortName: form.shortName || form.name.slice(0, 12),
-              enabled: true,
-              ...(await receiversOf(form, sub)),
-            },
-          });
-          onDone();
-        } catch (err) {
-          setError(err);
-        } finally {
-          setBusy(false);
-        }
+    <ApiForm
+      name="action-group"
+      submit="Create action group"
+      busyLabel="Saving…"
+      action="save-action-group"
+      errorTitle="Not saved"
+      onCancel={onDone}
+      onSubmit={async () => {
+        await api('PUT', withVersion(paths.group(sub, form.resourceGroup, form.name), INSIGHTS), {
+          location: 'Global',
+          properties: {
+            groupShortName: form.groupShortName || form.name.slice(0, 12),
+            enabled: true,
+            ...(await receiversOf(form, sub)),
+          },
+        });
+        onDone();
       }}
     >
       <h3>New action group</h3>
       <div class="form-grid">
         <Field label="Name">
-          <input name="name" value={form.name} onInput={(e) => set({ name: e.currentTarget.value })} />
+          <input {...text('name')} />
         </Field>
         <Field label="Resource group">
-          <input
-            name="resourceGroup"
-            value={form.resourceGroup}
-            onInput={(e) => set({ resourceGroup: e.currentTarget.value })}
-          />
+          <input {...text('resourceGroup')} />
         </Field>
         <Field label="Short name" hint="1–12 characters, shown in notifications; the name's first 12 by default">
-          <input name="shortName" value={form.shortName} onInput={(e) => set({ shortName: e.currentTarget.value })} />
+          <input {...text('groupShortName')} />
         </Field>
       </div>
       <fieldset>
@@ -134,6 +122,7 @@ function GroupEditor({ onDone, resourceGroup }: { onDone: () => void; resourceGr
           <div class="receiver-row" key={i}>
             <select
               name={`receiverKind${i}`}
+              aria-label={`Receiver ${i + 1} kind`}
               value={r.kind}
               onChange={(e) => setReceiver(i, { kind: e.currentTarget.value as ReceiverKind })}
             >
@@ -144,6 +133,7 @@ function GroupEditor({ onDone, resourceGroup }: { onDone: () => void; resourceGr
             </select>
             <input
               name={`receiverName${i}`}
+              aria-label={`Receiver ${i + 1} name`}
               placeholder="receiver name"
               value={r.name}
               onInput={(e) => setReceiver(i, { name: e.currentTarget.value })}
@@ -153,6 +143,7 @@ function GroupEditor({ onDone, resourceGroup }: { onDone: () => void; resourceGr
             ) : (
               <input
                 name={`receiverTarget${i}`}
+                aria-label={`Receiver ${i + 1} ${r.kind === 'email' ? 'e-mail address' : 'URL'}`}
                 placeholder={r.kind === 'email' ? 'oncall@example.com' : 'https://…'}
                 value={r.target}
                 onInput={(e) => setReceiver(i, { target: e.currentTarget.value })}
@@ -189,16 +180,7 @@ function GroupEditor({ onDone, resourceGroup }: { onDone: () => void; resourceGr
           Add receiver
         </button>
       </fieldset>
-      <ErrorBox error={error} title="Not saved" />
-      <div class="form-actions">
-        <button type="submit" class="primary" data-action="save-action-group" disabled={busy}>
-          {busy ? 'Saving…' : 'Create action group'}
-        </button>
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-      </div>
-    </form>
+    </ApiForm>
   );
 }
 
@@ -217,44 +199,31 @@ function Deliveries({ group }: { group: ActionGroup }) {
   if (!deliveries.data) return <div class="muted">Loading deliveries…</div>;
   if (deliveries.data.value.length === 0) return <Empty>Nothing delivered yet.</Empty>;
   return (
-    <div class="table-wrap">
-      <table class="table compact" data-deliveries={group.name}>
-        <thead>
-          <tr>
-            <th>Created (UTC)</th>
-            <th>Receiver</th>
-            <th>For</th>
-            <th>Status</th>
-            <th>Attempts</th>
-          </tr>
-        </thead>
-        <tbody>
-          {deliveries.data.value.map((d) => (
-            <tr key={d.id}>
-              <td class="mono small">{utc(d.createdTime)}</td>
-              <td>
-                {d.receiverName} <span class="muted small">({d.receiverKind})</span>
-                <div class="muted small break">{d.target}</div>
-              </td>
-              <td class="small">{d.notificationId ? 'test notification' : d.alertId ? 'alert' : ''}</td>
-              <td>
-                <Badge>{d.status}</Badge>
-              </td>
-              <td class="small">
-                {d.attempts.map((a) => (
-                  <div key={a.attempt}>
-                    #{a.attempt} {a.outcome} {a.httpStatus ? `HTTP ${a.httpStatus}` : ''} {a.error ?? ''}{' '}
-                    <span class="muted">
-                      {a.durationMs} ms at {utc(a.startedAt)}
-                    </span>
-                  </div>
-                ))}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table compact data-deliveries={group.name} head={['Created (UTC)', 'Receiver', 'For', 'Status', 'Attempts']}>
+      {deliveries.data.value.map((d) => (
+        <tr key={d.id}>
+          <td class="mono small">{utc(d.createdTime)}</td>
+          <td>
+            {d.receiverName} <span class="muted small">({d.receiverKind})</span>
+            <div class="muted small break">{d.target}</div>
+          </td>
+          <td class="small">{d.notificationId ? 'test notification' : d.alertId ? 'alert' : ''}</td>
+          <td>
+            <Badge>{d.status}</Badge>
+          </td>
+          <td class="small">
+            {d.attempts.map((a) => (
+              <div key={a.attempt}>
+                #{a.attempt} {a.outcome} {a.httpStatus ? `HTTP ${a.httpStatus}` : ''} {a.error ?? ''}{' '}
+                <span class="muted">
+                  {a.durationMs} ms at {utcTime(a.startedAt)} UTC
+                </span>
+              </div>
+            ))}
+          </td>
+        </tr>
+      ))}
+    </Table>
   );
 }
 

@@ -1,18 +1,12 @@
 import { useState } from 'preact/hooks';
 import { type Alert, type FunctionJob, get, parseId, paths } from '../api.js';
-import { Badge, Empty, ErrorBox, Json, Section } from '../components.js';
-import { ago, isoDuration, metricValue, operatorSign, utc, utcTime } from '../format.js';
+import { Badge, Empty, ErrorBox, Json, Section, Segmented, Table } from '../components.js';
+import { ago, isoDuration, metricValue, operatorSign, stopReasonText, utc, utcTime } from '../format.js';
 import { useNow, usePoll } from '../hooks.js';
 import { useSession } from '../session.js';
+import { captureHref } from './capture-common.js';
 
 const TIME_RANGES = ['1h', '1d', '7d', '30d'] as const;
-
-/** The page of the capture the function made for a job. */
-export function captureHref(job: FunctionJob): string | null {
-  if (!job.captureName || !job.watcher) return null;
-  const { resourceGroup, name } = job.watcher;
-  return `#/captures/${encodeURIComponent(resourceGroup)}/${encodeURIComponent(name)}/${encodeURIComponent(job.captureName)}`;
-}
 
 /** The function's job for an alert: by the alert id (common schema), else by rule, VM and time. */
 export function jobFor(alert: Alert, jobs: FunctionJob[]): FunctionJob | undefined {
@@ -30,34 +24,73 @@ export function jobFor(alert: Alert, jobs: FunctionJob[]): FunctionJob | undefin
   );
 }
 
-function JobSummary({ job }: { job: FunctionJob }) {
-  const href = captureHref(job);
+/** What the capture-on-alert function did with one alert: its capture, how long it kept it going and why it ended. */
+function JobSummary({ job, jobs }: { job: FunctionJob; jobs: FunctionJob[] }) {
+  // An alert that extended or resolved another alert's capture points at that job, which holds the capture.
+  const capturing = job.captureJobId ? jobs.find((j) => j.id === job.captureJobId) : job;
+  const name = capturing?.captureName;
+  const watcher = capturing?.watcher;
   return (
     <div class="job" data-job-status={job.status}>
-      <span class="muted">capture-on-alert:</span> <Badge>{job.status}</Badge>
-      {job.reason ? <span class="mono small"> {job.reason}</span> : null}
-      {job.message ? <span class="small"> {job.message}</span> : null}
+      <div>
+        <span class="muted">capture-on-alert:</span> <Badge>{job.status}</Badge>
+        {job.reason ? <span class="mono small"> {job.reason}</span> : null}
+        {job.message ? <span class="small"> {job.message}</span> : null}
+      </div>
+      {name ? (
+        <div>
+          {watcher ? (
+            <a href={captureHref(watcher.id, name)} class="capture-link" data-capture={name}>
+              {job.captureJobId ? 'the capture it joined' : 'capture'} {name}
+              {capturing?.capture?.status ? ` (${capturing.capture.status})` : ''} →
+            </a>
+          ) : (
+            <span class="mono small">{name}</span>
+          )}
+        </div>
+      ) : null}
       {job.captureName ? (
-        href ? (
-          <a href={href} class="capture-link" data-capture={job.captureName}>
-            capture {job.captureName} {job.capture?.status ? `(${job.capture.status})` : ''} →
-          </a>
-        ) : (
-          <span class="mono small"> {job.captureName}</span>
-        )
+        <div class="small" data-alert-life>
+          {job.extensions
+            ? `Kept going by ${job.extensions} more firing${job.extensions === 1 ? '' : 's'}, the last at ${utc(job.lastFiredTime)}. `
+            : ''}
+          {job.resolvedTime ? `Resolved at ${utc(job.resolvedTime)}. ` : ''}
+          {job.stopReason ? (
+            <span data-stop-reason={job.stopReason}>Ended: {stopReasonText(job.stopReason)}.</span>
+          ) : isFinalJob(job) ? null : (
+            <span class="muted">Capturing; it ends when the alert goes quiet or is resolved.</span>
+          )}
+        </div>
+      ) : null}
+      {job.notifications.length ? (
+        <div class="small">
+          notified:{' '}
+          {job.notifications.map((n) => (
+            <span
+              key={n.channel}
+              class="delivery"
+              title={`${n.channel} at ${utc(n.time)}${n.error ? `: ${n.error}` : ''}`}
+            >
+              {n.channel.split(':')[0]} <Badge>{n.status}</Badge>
+            </span>
+          ))}
+        </div>
       ) : null}
     </div>
   );
 }
 
-function AlertItem({ alert, job }: { alert: Alert; job: FunctionJob | undefined }) {
+const isFinalJob = (job: FunctionJob) => !['Creating', 'Capturing', 'Notifying'].includes(job.status);
+
+function AlertItem({ alert, jobs }: { alert: Alert; jobs: FunctionJob[] }) {
+  const job = jobFor(alert, jobs);
   const e = alert.properties.essentials;
   const ctx = alert.properties.context;
   return (
     <li class="timeline-item" data-alert-rule={alert.name} data-condition={e.monitorCondition}>
       <div class="timeline-time mono">
         {utcTime(e.startDateTime)}
-        <div class="muted small">{utc(e.startDateTime).slice(0, 10)}</div>
+        <div class="muted small">{utc(e.startDateTime).slice(0, 10)} UTC</div>
       </div>
       <div class="timeline-body card">
         <div class="alert-title">
@@ -90,7 +123,7 @@ function AlertItem({ alert, job }: { alert: Alert; job: FunctionJob | undefined 
             ))
           )}
         </div>
-        {job ? <JobSummary job={job} /> : null}
+        {job ? <JobSummary job={job} jobs={jobs} /> : null}
         <Json value={alert} summary="Alert payload (Alerts Management shape)" />
         {job ? <Json value={job} summary="What the capture-on-alert function did" /> : null}
       </div>
@@ -98,18 +131,22 @@ function AlertItem({ alert, job }: { alert: Alert; job: FunctionJob | undefined 
   );
 }
 
+const CONDITIONS = ['all', 'Fired', 'Resolved'] as const;
+
 export function AlertsPage() {
   const { sub } = useSession();
   const [range, setRange] = useState<(typeof TIME_RANGES)[number]>('1d');
-  const [state, setState] = useState<'all' | 'Fired' | 'Resolved'>('all');
+  const [condition, setCondition] = useState<(typeof CONDITIONS)[number]>('all');
   const alerts = usePoll(() => get<{ value: Alert[] }>(paths.alerts(sub, range)), 4000, [sub, range]);
   const jobs = usePoll(() => get<{ value: FunctionJob[] }>(paths.jobs(200)), 4000, []);
   const now = useNow(5000);
   const all = alerts.data?.value ?? [];
-  const shown = all.filter((a) => state === 'all' || a.properties.essentials.monitorCondition === state);
+  const shown = all.filter((a) => condition === 'all' || a.properties.essentials.monitorCondition === condition);
   const jobList = jobs.data?.value ?? [];
-  const matched = new Set(all.map((a) => jobFor(a, jobList)?.id).filter(Boolean));
-  const otherJobs = jobList.filter((j) => !matched.has(j.id));
+  // Every job of a listed alert (its Fired one, its Resolved one) is told under that alert.
+  const alertIds = new Set(all.map((a) => a.id.toLowerCase()));
+  const matched = new Set(all.map((a) => jobFor(a, jobList)?.id));
+  const otherJobs = jobList.filter((j) => !matched.has(j.id) && !(j.alertId && alertIds.has(j.alertId)));
 
   return (
     <div>
@@ -117,20 +154,8 @@ export function AlertsPage() {
         title="Alerts"
         actions={
           <div class="filters">
-            <fieldset class="segmented" aria-label="Time range">
-              {TIME_RANGES.map((r) => (
-                <button type="button" key={r} class={r === range ? 'active' : ''} onClick={() => setRange(r)}>
-                  {r}
-                </button>
-              ))}
-            </fieldset>
-            <fieldset class="segmented" aria-label="Condition">
-              {(['all', 'Fired', 'Resolved'] as const).map((s) => (
-                <button type="button" key={s} class={s === state ? 'active' : ''} onClick={() => setState(s)}>
-                  {s}
-                </button>
-              ))}
-            </fieldset>
+            <Segmented label="Time range" options={TIME_RANGES} value={range} onChange={setRange} />
+            <Segmented label="Condition" options={CONDITIONS} value={condition} onChange={setCondition} />
           </div>
         }
       >
@@ -138,10 +163,10 @@ export function AlertsPage() {
         {alerts.data && shown.length === 0 ? (
           <Empty>No alerts in this range. Rules fire alerts when their condition holds; see Alert rules.</Empty>
         ) : null}
-        {alerts.data ? null : <div class="muted">Loading alerts…</div>}
+        {alerts.data || alerts.error ? null : <div class="muted">Loading alerts…</div>}
         <ul class="timeline" data-loaded={alerts.data && jobs.data ? 'yes' : 'no'}>
           {shown.map((a) => (
-            <AlertItem key={a.id} alert={a} job={jobFor(a, jobList)} />
+            <AlertItem key={a.id} alert={a} jobs={jobList} />
           ))}
         </ul>
       </Section>
@@ -151,39 +176,27 @@ export function AlertsPage() {
           test fires and test notifications.
         </p>
         <ErrorBox error={jobs.error} />
+        {jobs.data || jobs.error ? null : <div class="muted">Loading jobs…</div>}
         {jobs.data && otherJobs.length === 0 ? <Empty>None.</Empty> : null}
-        <div class="table-wrap">
-          <table class="table compact">
-            {otherJobs.length ? (
-              <thead>
-                <tr>
-                  <th>Received (UTC)</th>
-                  <th>Source</th>
-                  <th>Alert</th>
-                  <th>VM</th>
-                  <th>What the function did</th>
-                </tr>
-              </thead>
-            ) : null}
-            <tbody>
-              {otherJobs.map((j) => (
-                <tr key={j.id} data-job={j.id}>
-                  <td class="mono small">
-                    {utc(j.receivedTime)} <div class="muted">{ago(j.receivedTime, now)}</div>
-                  </td>
-                  <td>{j.source}</td>
-                  <td>
-                    {j.ruleName} ({j.condition})
-                  </td>
-                  <td>{j.vm ? parseId(j.vm).name : '—'}</td>
-                  <td>
-                    <JobSummary job={j} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        {otherJobs.length ? (
+          <Table compact head={['Received (UTC)', 'Source', 'Alert', 'VM', 'What the function did']}>
+            {otherJobs.map((j) => (
+              <tr key={j.id} data-job={j.id}>
+                <td class="mono small">
+                  {utc(j.receivedTime)} <div class="muted">{ago(j.receivedTime, now)}</div>
+                </td>
+                <td>{j.source}</td>
+                <td>
+                  {j.ruleName} ({j.condition})
+                </td>
+                <td>{j.vm ? parseId(j.vm).name : '—'}</td>
+                <td>
+                  <JobSummary job={j} jobs={jobList} />
+                </td>
+              </tr>
+            ))}
+          </Table>
+        ) : null}
       </Section>
     </div>
   );

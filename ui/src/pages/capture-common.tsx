@@ -1,44 +1,98 @@
 import { useState } from 'preact/hooks';
-import { type CaptureFile, type CaptureStatus, request } from '../api.js';
-import { Progress } from '../components.js';
+import { api, type Capture, type CaptureFile, type CaptureStatus, enc, parseId, request, withVersion } from '../api.js';
+import { ActionButton, Badge, Progress } from '../components.js';
 import { bytes, count, seconds } from '../format.js';
+import { useSession } from '../session.js';
 
 const FINAL = new Set(['Stopped', 'Error']);
-export const isFinal = (status: CaptureStatus | undefined) => Boolean(status && FINAL.has(status.packetCaptureStatus));
+export const isFinal = (status: CaptureStatus | null | undefined) =>
+  Boolean(status && FINAL.has(status.packetCaptureStatus));
 
 /** The capture's page, under its watcher. */
 export function captureHref(watcherId: string, name: string): string {
-  const parts = watcherId.split('/');
-  const rg = parts[4] ?? '';
-  const watcher = parts.at(-1) ?? '';
-  return `#/captures/${encodeURIComponent(rg)}/${encodeURIComponent(watcher)}/${encodeURIComponent(name)}`;
+  const { resourceGroup, name: watcher } = parseId(watcherId);
+  return `#/captures/${enc(resourceGroup)}/${enc(watcher)}/${enc(name)}`;
+}
+
+/** Its status, why it stopped and its errors. */
+export function CaptureState({ status }: { status: CaptureStatus | null | undefined }) {
+  if (!status) return <span class="muted">…</span>;
+  return (
+    <>
+      <Badge>{status.packetCaptureStatus}</Badge>
+      {status.stopReason ? <div class="muted small">{status.stopReason}</div> : null}
+      {status.packetCaptureError.length ? <div class="error small">{status.packetCaptureError.join(', ')}</div> : null}
+    </>
+  );
 }
 
 /** How far a running capture is towards its limits: time and bytes, whichever is nearer. */
 export function CaptureProgress({
   status,
-  timeLimit,
-  byteLimit,
+  limits,
   now,
 }: {
   status: CaptureStatus;
-  timeLimit: number;
-  byteLimit: number;
+  limits: Pick<Capture['properties'], 'timeLimitInSeconds' | 'totalBytesPerSession'>;
   now: number;
 }) {
-  if (status.packetCaptureStatus === 'NotStarted') return <span class="muted small">waiting for the agent…</span>;
+  if (status.packetCaptureStatus === 'NotStarted') return <div class="muted small">waiting for the agent…</div>;
   if (status.packetCaptureStatus !== 'Running') return null;
-  const elapsed = status.captureStartTime ? (now - Date.parse(status.captureStartTime)) / 1000 : 0;
-  const byTime = timeLimit > 0 ? elapsed / timeLimit : 0;
-  const byBytes = byteLimit > 0 ? status.bytesCaptured / byteLimit : 0;
+  const { timeLimitInSeconds: timeLimit, totalBytesPerSession: byteLimit } = limits;
+  const elapsed = status.captureStartTime ? Math.max(0, (now - Date.parse(status.captureStartTime)) / 1000) : 0;
   return (
     <div class="capture-progress" data-progress={status.name}>
-      <Progress value={byTime} label={`${seconds(Math.max(0, elapsed))} of ${seconds(timeLimit)}`} />
       <Progress
-        value={byBytes}
+        value={timeLimit > 0 ? elapsed / timeLimit : 0}
+        label={`${seconds(elapsed)} of ${seconds(timeLimit)}`}
+      />
+      <Progress
+        value={byteLimit > 0 ? status.bytesCaptured / byteLimit : 0}
         label={`${bytes(status.bytesCaptured)} of ${bytes(byteLimit)} · ${count(status.packetsCaptured)} packets`}
       />
     </div>
+  );
+}
+
+/** Stop (while it runs) and delete, for a token that may (capture:write); nothing for one that may not. */
+export function CaptureControls({
+  capture,
+  status,
+  onChange,
+  onDeleted = onChange,
+}: {
+  capture: Capture;
+  status: CaptureStatus | null | undefined;
+  onChange: () => void;
+  onDeleted?: () => void;
+}) {
+  const { can } = useSession();
+  if (!can('capture:write')) return null;
+  return (
+    <>
+      {status && !isFinal(status) ? (
+        <ActionButton
+          action="stop-capture"
+          onClick={async () => {
+            await api('POST', withVersion(`${capture.id}/stop`));
+            onChange();
+          }}
+        >
+          Stop
+        </ActionButton>
+      ) : null}
+      <ActionButton
+        action="delete-capture"
+        kind="danger"
+        confirm={`Delete capture ${capture.name}? Its files stay in storage.`}
+        onClick={async () => {
+          await api('DELETE', withVersion(capture.id));
+          onDeleted();
+        }}
+      >
+        Delete
+      </ActionButton>
+    </>
   );
 }
 

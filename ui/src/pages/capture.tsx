@@ -2,25 +2,30 @@ import {
   type Alert,
   api,
   type Capture,
+  type CaptureFilter,
   type CaptureStatus,
+  enc,
   type FunctionJob,
   get,
+  parseId,
   paths,
   type ReportResponse,
   withVersion,
 } from '../api.js';
-import { ActionButton, Badge, Empty, ErrorBox, Section } from '../components.js';
-import { bytes, count, utc } from '../format.js';
+import { Empty, ErrorBox, Fact, Section } from '../components.js';
+import { bytes, count, seconds, stopReasonText, utc } from '../format.js';
 import { useNow, usePoll } from '../hooks.js';
 import { useSession } from '../session.js';
-import { CaptureProgress, DownloadButton, isFinal } from './capture-common.js';
+import { CaptureControls, CaptureProgress, CaptureState, DownloadButton, isFinal } from './capture-common.js';
 import { type AlertMarks, ReportView } from './report.js';
 
 /** The alert a capture was made for (through the capture-on-alert function's record), for the report's marks. */
 async function alertMarksFor(captureName: string): Promise<AlertMarks | null> {
-  const jobs = await get<{ value: FunctionJob[] }>(paths.jobs(500));
-  const job = jobs.value.find((j) => j.captureName === captureName);
+  const jobs = (await get<{ value: FunctionJob[] }>(paths.jobs(500))).value;
+  // The job that made the capture; the alerts that extended or resolved it name that job.
+  const job = jobs.find((j) => j.captureName === captureName && !j.captureJobId);
   if (!job) return null;
+  const later = jobs.filter((j) => j.captureJobId === job.id);
   if (job.alertId) {
     try {
       const alert = await get<Alert>(withVersion(job.alertId, '2019-05-05-preview'));
@@ -31,12 +36,31 @@ async function alertMarksFor(captureName: string): Promise<AlertMarks | null> {
         windowStart: ctx.windowStartTime,
         windowEnd: ctx.windowEndTime,
         job,
+        later,
       };
     } catch {
       // The alert is gone from the record (or was a test): the job's time will do.
     }
   }
-  return { ruleName: job.ruleName, firedAt: job.receivedTime, windowStart: null, windowEnd: null, job };
+  return { ruleName: job.ruleName, firedAt: job.receivedTime, windowStart: null, windowEnd: null, job, later };
+}
+
+/** Filters in words: `UDP remote 10.0.0.2:9 or TCP local :443`. */
+function filtersText(filters: CaptureFilter[]): string {
+  if (filters.length === 0) return 'none (everything)';
+  return filters
+    .map((f) =>
+      [
+        f.protocol,
+        f.localIPAddress && `local ${f.localIPAddress}`,
+        f.localPort && `local port ${f.localPort}`,
+        f.remoteIPAddress && `remote ${f.remoteIPAddress}`,
+        f.remotePort && `remote port ${f.remotePort}`,
+      ]
+        .filter(Boolean)
+        .join(' '),
+    )
+    .join(' or ');
 }
 
 export function CapturePage({
@@ -49,15 +73,24 @@ export function CapturePage({
   name: string;
 }) {
   const { sub, can } = useSession();
-  const id = `/subscriptions/${sub}/resourceGroups/${encodeURIComponent(resourceGroup)}/providers/Microsoft.Network/networkWatchers/${encodeURIComponent(watcher)}/packetCaptures/${encodeURIComponent(name)}`;
+  const id = `/subscriptions/${sub}/resourceGroups/${enc(resourceGroup)}/providers/Microsoft.Network/networkWatchers/${enc(watcher)}/packetCaptures/${enc(name)}`;
   const capture = usePoll(() => get<Capture>(withVersion(id)), 30_000, [id]);
-  const status = usePoll(() => api<CaptureStatus>('POST', withVersion(`${id}/queryStatus`)), 2000, [id]);
-  const report = usePoll(() => get<ReportResponse>(withVersion(`${id}/report`)), 3000, [id]);
+  // Quick while it runs; slower once it has ended and its file is stored (a report can still be redone).
+  const status = usePoll(
+    () => api<CaptureStatus>('POST', withVersion(`${id}/queryStatus`)),
+    (s) => (isFinal(s) && s?.files.length ? 15_000 : 2000),
+    [id],
+  );
+  const report = usePoll(
+    () => get<ReportResponse>(withVersion(`${id}/report`)),
+    (r) => (r && ['Succeeded', 'Failed', 'Unavailable'].includes(r.status) ? 30_000 : 3000),
+    [id],
+  );
   const marks = usePoll(() => alertMarksFor(name), 10_000, [name]);
   const now = useNow(1000);
   const s = status.data;
   const p = capture.data?.properties;
-  const storage = p?.storageLocation ?? {};
+  const alert = marks.data;
 
   return (
     <div class="capture-page" data-capture-page={name}>
@@ -68,112 +101,76 @@ export function CapturePage({
         title={`Capture ${name}`}
         actions={
           <div class="row-actions">
-            {can('capture:write') && s && !isFinal(s) ? (
-              <ActionButton
-                action="stop-capture"
-                onClick={async () => {
-                  await api('POST', withVersion(`${id}/stop`));
-                  status.refresh();
-                }}
-              >
-                Stop
-              </ActionButton>
-            ) : null}
-            {can('capture:write') ? (
-              <ActionButton
-                action="delete-capture"
-                kind="danger"
-                confirm={`Delete capture ${name}? Its files stay in storage.`}
-                onClick={async () => {
-                  await api('DELETE', withVersion(id));
+            {capture.data ? (
+              <CaptureControls
+                capture={capture.data}
+                status={s}
+                onChange={status.refresh}
+                onDeleted={() => {
                   location.hash = '#/captures';
                 }}
-              >
-                Delete
-              </ActionButton>
+              />
             ) : null}
           </div>
         }
       >
         <ErrorBox error={capture.error ?? status.error} />
         <div class="facts">
-          <div>
-            <span class="fact-label">Status</span>
-            {s ? <Badge>{s.packetCaptureStatus}</Badge> : '…'}{' '}
-            {s?.stopReason ? <span class="muted">{s.stopReason}</span> : null}
-            {s?.packetCaptureError.length ? <span class="error small"> {s.packetCaptureError.join(', ')}</span> : null}
-          </div>
-          <div>
-            <span class="fact-label">VM</span>
-            {p ? p.target.split('/').at(-1) : '…'}
-          </div>
-          <div>
-            <span class="fact-label">Started</span>
+          <Fact label="Status">
+            <CaptureState status={s} />
+          </Fact>
+          <Fact label="VM">{p ? parseId(p.target).name : '…'}</Fact>
+          <Fact label="Started">
             <span class="mono">{utc(s?.captureStartTime)}</span>
-          </div>
-          <div>
-            <span class="fact-label">Ended</span>
+          </Fact>
+          <Fact label="Ended">
             <span class="mono">{utc(s?.captureEndTime)}</span>
-          </div>
-          <div>
-            <span class="fact-label">Captured</span>
+          </Fact>
+          <Fact label="Captured">
             {bytes(s?.bytesCaptured)} · {count(s?.packetsCaptured)} packets
-          </div>
-          <div>
-            <span class="fact-label">Limits</span>
+          </Fact>
+          <Fact label="Limits">
             {p
-              ? `${p.timeLimitInSeconds ?? 18000} s · ${bytes(p.totalBytesPerSession)} · snaplen ${p.bytesToCapturePerPacket || 'whole packets'}`
+              ? `${seconds(p.timeLimitInSeconds)} · ${bytes(p.totalBytesPerSession)} · ${p.bytesToCapturePerPacket ? `first ${p.bytesToCapturePerPacket} bytes of each packet` : 'whole packets'}`
               : '…'}
-          </div>
-          <div>
-            <span class="fact-label">Filters</span>
-            {p?.filters?.length
-              ? p.filters
-                  .map((f) =>
-                    [
-                      f.protocol,
-                      f.localIPAddress && `local ${f.localIPAddress}`,
-                      f.localPort && `:${f.localPort}`,
-                      f.remoteIPAddress && `remote ${f.remoteIPAddress}`,
-                      f.remotePort && `:${f.remotePort}`,
-                    ]
-                      .filter(Boolean)
-                      .join(' '),
-                  )
-                  .join(' or ')
-              : 'none (everything)'}
-          </div>
-          <div>
-            <span class="fact-label">Storage</span>
-            {[storage.storageId && "tripcap's store", storage.filePath && `VM file ${storage.filePath}`]
-              .filter(Boolean)
-              .join(' + ') || '…'}
-            {p?.preTriggerSeconds ? ` · pre-trigger ${p.preTriggerSeconds} s` : ''}
-          </div>
-          {s?.preTrigger ? (
-            <div data-pre-trigger>
-              <span class="fact-label">Before start</span>
-              {s.preTrigger.coveredSeconds} s of the {s.preTrigger.requestedSeconds} s asked, from the flight recorder
-              {s.preTrigger.coveredFrom ? ` (since ${utc(s.preTrigger.coveredFrom)})` : ''} ·{' '}
-              {count(s.preTrigger.packets)} packets
-              {s.preTrigger.message ? <div class="muted small">{s.preTrigger.message}</div> : null}
-            </div>
+          </Fact>
+          <Fact label="Filters">{p ? filtersText(p.filters) : '…'}</Fact>
+          <Fact label="Storage">
+            {p
+              ? [
+                  p.storageLocation.storageId && "tripcap's store",
+                  p.storageLocation.filePath && `VM file ${p.storageLocation.filePath}`,
+                ]
+                  .filter(Boolean)
+                  .join(' + ')
+              : '…'}
+            {p ? ` · ${p.fileFormat ?? 'pcap'}` : ''}
+            {p?.continuousCapture ? ' · continuous' : ''}
+          </Fact>
+          {p?.preTriggerSeconds ? (
+            <Fact label="Before start">
+              <span data-pre-trigger>
+                {s?.preTrigger
+                  ? `${seconds(s.preTrigger.coveredSeconds)} of the ${seconds(s.preTrigger.requestedSeconds)} asked, from the flight recorder${s.preTrigger.coveredFrom ? ` (since ${utc(s.preTrigger.coveredFrom)})` : ''} · ${count(s.preTrigger.packets)} packets`
+                  : `${seconds(p.preTriggerSeconds)} asked from the flight recorder; known when the capture ends`}
+              </span>
+              {s?.preTrigger?.message ? <div class="muted small">{s.preTrigger.message}</div> : null}
+            </Fact>
           ) : null}
-          {marks.data ? (
-            <div>
-              <span class="fact-label">For alert</span>
-              {marks.data.ruleName} fired {utc(marks.data.firedAt)}
-            </div>
+          {alert ? (
+            <Fact label="For alert">
+              <span data-alert-life>
+                {alert.ruleName} fired {utc(alert.firedAt)}
+                {alert.job.extensions
+                  ? ` · extended ${alert.job.extensions}×, last firing ${utc(alert.job.lastFiredTime)}`
+                  : ''}
+                {alert.job.resolvedTime ? ` · resolved ${utc(alert.job.resolvedTime)}` : ''}
+                {alert.job.stopReason ? ` · ended: ${stopReasonText(alert.job.stopReason)}` : ''}
+              </span>
+            </Fact>
           ) : null}
         </div>
-        {s ? (
-          <CaptureProgress
-            status={s}
-            timeLimit={p?.timeLimitInSeconds ?? 18_000}
-            byteLimit={p?.totalBytesPerSession ?? 1_073_741_824}
-            now={now}
-          />
-        ) : null}
+        {s && p ? <CaptureProgress status={s} limits={p} now={now} /> : null}
         <h3>Files</h3>
         {s && s.files.length === 0 ? (
           <Empty>{isFinal(s) ? 'No file was stored.' : 'The file is uploaded when the capture ends.'}</Empty>
@@ -183,8 +180,8 @@ export function CapturePage({
             <li key={f.seq} data-file={f.seq}>
               <div class="mono small break">{f.name}</div>
               <div class="small">
-                {bytes(f.size)} · {count(f.packets)} packets · {f.kernelDrops} kernel drops · {utc(f.firstPacketTime)} →{' '}
-                {utc(f.lastPacketTime)}
+                {bytes(f.size)} · {count(f.packets)} packets · {count(f.kernelDrops)} dropped by the kernel ·{' '}
+                {utc(f.firstPacketTime)} → {utc(f.lastPacketTime)}
               </div>
               <div class="small">
                 SHA-256{' '}
@@ -205,10 +202,11 @@ export function CapturePage({
       </Section>
       <Section title="Report">
         <ErrorBox error={report.error} />
-        {report.data ? (
-          <ReportView response={report.data} marks={marks.data ?? null} />
-        ) : (
-          <div class="muted">Loading…</div>
+        {/* Drawn once the alert is known, so that its chart is drawn once, with the alert's marks. */}
+        {report.data && !marks.loading ? (
+          <ReportView response={report.data} marks={alert ?? null} />
+        ) : report.error ? null : (
+          <div class="muted">Loading the report…</div>
         )}
       </Section>
     </div>

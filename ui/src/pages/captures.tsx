@@ -1,9 +1,11 @@
 import { useState } from 'preact/hooks';
+import type { CaptureProtocol } from '../../../src/watcher/filters.js';
 import {
   api,
   type Capture,
   type CaptureFilter,
   type CaptureStatus,
+  enc,
   get,
   parseId,
   paths,
@@ -11,11 +13,18 @@ import {
   type Watcher,
   withVersion,
 } from '../api.js';
-import { ActionButton, Badge, Empty, ErrorBox, Field, Section } from '../components.js';
+import { ApiForm, Empty, ErrorBox, Field, Section, Select, Table } from '../components.js';
 import { bytes, count, utc } from '../format.js';
-import { useNow, usePoll } from '../hooks.js';
+import { useFormState, useNow, usePoll } from '../hooks.js';
 import { useSession } from '../session.js';
-import { CaptureProgress, captureHref, DownloadButton, isFinal } from './capture-common.js';
+import {
+  CaptureControls,
+  CaptureProgress,
+  CaptureState,
+  captureHref,
+  DownloadButton,
+  isFinal,
+} from './capture-common.js';
 
 export interface CaptureRow {
   watcher: Watcher;
@@ -58,27 +67,32 @@ export async function loadCaptures(sub: string): Promise<CaptureRow[]> {
   }
   // Newest first; captures not started yet first of all.
   const started = (r: CaptureRow) => (r.status?.captureStartTime ? Date.parse(r.status.captureStartTime) : Infinity);
-  return rows.sort((a, b) => started(b) - started(a));
+  return rows.sort((a, b) => started(b) - started(a) || 0);
 }
 
-const PROTOCOLS = ['Any', 'TCP', 'UDP'];
+const PROTOCOLS: CaptureProtocol[] = ['Any', 'TCP', 'UDP'];
+/** A filter's value fields, with what each holds. */
+const FILTER_FIELDS = [
+  ['localIPAddress', 'local IP(s)'],
+  ['localPort', 'local port(s)'],
+  ['remoteIPAddress', 'remote IP(s)'],
+  ['remotePort', 'remote port(s)'],
+] as const;
+type FilterRow = Required<CaptureFilter>;
 
-interface FormState {
+/** The numeric parameters, as typed (named as the API names them). */
+const LIMITS = ['timeLimitInSeconds', 'totalBytesPerSession', 'bytesToCapturePerPacket', 'preTriggerSeconds'] as const;
+const RING = ['fileCount', 'fileSizeInBytes', 'sessionTimeLimitInSeconds'] as const;
+
+type CaptureFormState = Record<(typeof LIMITS)[number] | (typeof RING)[number], string> & {
   vm: string;
   name: string;
-  timeLimit: string;
-  totalBytes: string;
-  snaplen: string;
   toStore: boolean;
   filePath: string;
-  filters: CaptureFilter[];
-  preTrigger: string;
-  continuous: boolean;
-  fileCount: string;
-  fileSize: string;
-  sessionLimit: string;
+  filters: FilterRow[];
+  continuousCapture: boolean;
   pcapng: boolean;
-}
+};
 
 const stamp = () =>
   new Date()
@@ -86,18 +100,19 @@ const stamp = () =>
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, '');
 
-/** A number as typed, or the text itself so that the API says what is wrong with it; absent when empty. */
-function numberOrText(text: string): number | string | undefined {
-  const t = text.trim();
-  if (t === '') return undefined;
-  return /^\d+$/.test(t) ? Number(t) : t;
+/**
+ * The fields that were filled in, as numbers, or as the text itself so that the API says what is wrong with it.
+ */
+function numbers<K extends string>(form: Record<K, string>, keys: readonly K[]): Partial<Record<K, number | string>> {
+  const out: Partial<Record<K, number | string>> = {};
+  for (const key of keys) {
+    const text = form[key].trim();
+    if (text !== '') out[key] = /^\d+$/.test(text) ? Number(text) : text;
+  }
+  return out;
 }
 
-function bodyOf(form: FormState, vm: Vm, sub: string) {
-  const optional = (key: string, text: string) => {
-    const v = numberOrText(text);
-    return v === undefined ? {} : { [key]: v };
-  };
+function bodyOf(form: CaptureFormState, vm: Vm, sub: string) {
   const rg = parseId(vm.id).resourceGroup;
   const filters = form.filters
     .map((f) =>
@@ -109,9 +124,7 @@ function bodyOf(form: FormState, vm: Vm, sub: string) {
   return {
     properties: {
       target: vm.id,
-      ...optional('timeLimitInSeconds', form.timeLimit),
-      ...optional('totalBytesPerSession', form.totalBytes),
-      ...optional('bytesToCapturePerPacket', form.snaplen),
+      ...numbers(form, LIMITS),
       storageLocation: {
         ...(form.toStore
           ? {
@@ -121,17 +134,7 @@ function bodyOf(form: FormState, vm: Vm, sub: string) {
         ...(form.filePath.trim() ? { filePath: form.filePath.trim() } : {}),
       },
       filters,
-      ...(form.continuous
-        ? {
-            continuousCapture: true,
-            captureSettings: {
-              ...optional('fileCount', form.fileCount),
-              ...optional('fileSizeInBytes', form.fileSize),
-              ...optional('sessionTimeLimitInSeconds', form.sessionLimit),
-            },
-          }
-        : {}),
-      ...optional('preTriggerSeconds', form.preTrigger),
+      ...(form.continuousCapture ? { continuousCapture: true, captureSettings: numbers(form, RING) } : {}),
       ...(form.pcapng ? { fileFormat: 'pcapng' } : {}),
     },
   };
@@ -145,127 +148,89 @@ function CaptureForm({
 }: {
   vms: Vm[];
   watchers: Watcher[];
-  preset?: string;
+  preset?: string | undefined;
   onDone: () => void;
 }) {
   const { sub } = useSession();
-  const [form, setForm] = useState<FormState>({
+  const { form, set, text, check } = useFormState<CaptureFormState>(() => ({
     vm: (preset && vms.find((v) => v.name.toLowerCase() === preset.toLowerCase())?.id) || vms[0]?.id || '',
     name: `console-${stamp()}`,
-    timeLimit: '60',
-    totalBytes: '',
-    snaplen: '0',
+    timeLimitInSeconds: '60',
+    totalBytesPerSession: '',
+    bytesToCapturePerPacket: '0',
+    preTriggerSeconds: '0',
     toStore: true,
     filePath: '',
     filters: [],
-    preTrigger: '0',
-    continuous: false,
+    continuousCapture: false,
     fileCount: '10',
-    fileSize: '104857600',
-    sessionLimit: '86400',
+    fileSizeInBytes: '104857600',
+    sessionTimeLimitInSeconds: '86400',
     pcapng: false,
-  });
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const set = (patch: Partial<FormState>) => setForm({ ...form, ...patch });
-  const setFilter = (i: number, patch: Partial<CaptureFilter>) =>
+  }));
+  const setFilter = (i: number, patch: Partial<FilterRow>) =>
     set({ filters: form.filters.map((f, j) => (i === j ? { ...f, ...patch } : f)) });
 
   return (
-    <form
-      class="card form"
-      data-form="capture"
-      onSubmit={async (event) => {
-        event.preventDefault();
-        setBusy(true);
-        setError(undefined);
-        try {
-          const vm = vms.find((v) => v.id === form.vm);
-          if (!vm) throw new Error('Choose the VM to capture.');
-          const watcher = watchers.find((w) => w.location.toLowerCase() === vm.location.toLowerCase());
-          if (!watcher) throw new Error(`No network watcher serves location '${vm.location}'.`);
-          await api(
-            'PUT',
-            withVersion(`${watcher.id}/packetCaptures/${encodeURIComponent(form.name)}`),
-            bodyOf(form, vm, sub),
-          );
-          onDone();
-          location.hash = captureHref(watcher.id, form.name);
-        } catch (err) {
-          setError(err);
-        } finally {
-          setBusy(false);
-        }
+    <ApiForm
+      name="capture"
+      submit="Start capture"
+      busyLabel="Starting…"
+      action="start-capture"
+      errorTitle="Not started"
+      disabled={vms.length === 0}
+      onCancel={onDone}
+      onSubmit={async () => {
+        const vm = vms.find((v) => v.id === form.vm);
+        if (!vm) throw new Error('Choose the VM to capture.');
+        const watcher = watchers.find((w) => w.location.toLowerCase() === vm.location.toLowerCase());
+        if (!watcher) throw new Error(`No network watcher serves location '${vm.location}'.`);
+        await api('PUT', withVersion(`${watcher.id}/packetCaptures/${enc(form.name)}`), bodyOf(form, vm, sub));
+        onDone();
+        location.hash = captureHref(watcher.id, form.name);
       }}
     >
       <h3>New packet capture</h3>
+      {vms.length === 0 ? <Empty>No VMs registered yet: start an agent on a host first.</Empty> : null}
       <div class="form-grid">
         <Field label="VM">
-          <select name="vm" value={form.vm} onChange={(e) => set({ vm: e.currentTarget.value })}>
-            {vms.map((vm) => (
-              <option key={vm.id} value={vm.id}>
-                {vm.name} ({vm.location}, {vm.properties.agent?.status ?? 'no agent'})
-              </option>
-            ))}
-          </select>
+          <Select
+            {...text('vm')}
+            options={vms.map(
+              (vm) => [vm.id, `${vm.name} (${vm.location}, ${vm.properties.agent?.status ?? 'no agent'})`] as const,
+            )}
+          />
         </Field>
         <Field label="Name">
-          <input name="name" value={form.name} onInput={(e) => set({ name: e.currentTarget.value })} />
+          <input {...text('name')} />
         </Field>
-        <Field label="Time limit (s)" hint="1–18000; empty or 0: 18000">
-          <input
-            name="timeLimitInSeconds"
-            inputMode="numeric"
-            value={form.timeLimit}
-            onInput={(e) => set({ timeLimit: e.currentTarget.value })}
-          />
+        <Field label="Time limit (seconds)" hint="1–18000; empty or 0: 18000 (5 h)">
+          <input inputMode="numeric" {...text('timeLimitInSeconds')} />
         </Field>
-        <Field label="Byte limit" hint="the file is cut at a packet boundary; empty: 1 GiB">
-          <input
-            name="totalBytesPerSession"
-            inputMode="numeric"
-            value={form.totalBytes}
-            onInput={(e) => set({ totalBytes: e.currentTarget.value })}
-          />
+        <Field label="Byte limit (bytes)" hint="the file is cut at a packet boundary; empty: 1073741824 (1 GiB)">
+          <input inputMode="numeric" {...text('totalBytesPerSession')} />
         </Field>
         <Field label="Bytes per packet" hint="snaplen; 0 = whole packets">
-          <input
-            name="bytesToCapturePerPacket"
-            inputMode="numeric"
-            value={form.snaplen}
-            onInput={(e) => set({ snaplen: e.currentTarget.value })}
-          />
+          <input inputMode="numeric" {...text('bytesToCapturePerPacket')} />
         </Field>
-        <Field label="Pre-trigger (s)" hint="seconds of flight-recorder traffic from before the start (0–3600)">
-          <input
-            name="preTriggerSeconds"
-            inputMode="numeric"
-            value={form.preTrigger}
-            onInput={(e) => set({ preTrigger: e.currentTarget.value })}
-          />
+        <Field
+          label="Pre-trigger (seconds)"
+          hint="flight-recorder traffic from before the start, 0–3600 (the VM's recorder must be on)"
+        >
+          <input inputMode="numeric" {...text('preTriggerSeconds')} />
         </Field>
       </div>
       <fieldset>
         <legend>Storage</legend>
         <label class="check">
-          <input
-            type="checkbox"
-            name="toStore"
-            checked={form.toStore}
-            onChange={(e) => set({ toStore: e.currentTarget.checked })}
-          />
+          <input {...check('toStore')} />
           Upload to tripcap's store (download and report here)
         </label>
         <Field label="File on the VM" hint="a .cap path inside the agent's capture root, e.g. /var/captures/web.cap">
-          <input name="filePath" value={form.filePath} onInput={(e) => set({ filePath: e.currentTarget.value })} />
+          <input {...text('filePath')} />
         </Field>
         <label class="check">
-          <input
-            type="checkbox"
-            name="pcapng"
-            checked={form.pcapng}
-            onChange={(e) => set({ pcapng: e.currentTarget.checked })}
-          />
+          <input {...check('pcapng')} />
           pcapng instead of classic pcap
         </label>
       </fieldset>
@@ -273,39 +238,23 @@ function CaptureForm({
         <legend>Filters (any of them; none = everything)</legend>
         {form.filters.map((f, i) => (
           <div class="filter-row" key={i} data-filter={i}>
-            <select
+            <Select
               name={`protocol${i}`}
-              value={f.protocol ?? 'Any'}
-              onChange={(e) => setFilter(i, { protocol: e.currentTarget.value })}
-            >
-              {PROTOCOLS.map((p) => (
-                <option key={p}>{p}</option>
-              ))}
-            </select>
-            <input
-              name={`localIPAddress${i}`}
-              placeholder="local IP(s)"
-              value={f.localIPAddress ?? ''}
-              onInput={(e) => setFilter(i, { localIPAddress: e.currentTarget.value })}
+              aria-label={`Filter ${i + 1} protocol`}
+              value={f.protocol}
+              options={PROTOCOLS}
+              onChange={(e) => setFilter(i, { protocol: e.currentTarget.value as CaptureProtocol })}
             />
-            <input
-              name={`localPort${i}`}
-              placeholder="local port(s)"
-              value={f.localPort ?? ''}
-              onInput={(e) => setFilter(i, { localPort: e.currentTarget.value })}
-            />
-            <input
-              name={`remoteIPAddress${i}`}
-              placeholder="remote IP(s)"
-              value={f.remoteIPAddress ?? ''}
-              onInput={(e) => setFilter(i, { remoteIPAddress: e.currentTarget.value })}
-            />
-            <input
-              name={`remotePort${i}`}
-              placeholder="remote port(s)"
-              value={f.remotePort ?? ''}
-              onInput={(e) => setFilter(i, { remotePort: e.currentTarget.value })}
-            />
+            {FILTER_FIELDS.map(([key, what]) => (
+              <input
+                key={key}
+                name={`${key}${i}`}
+                placeholder={what}
+                aria-label={`Filter ${i + 1} ${what}`}
+                value={f[key]}
+                onInput={(e) => setFilter(i, { [key]: e.currentTarget.value })}
+              />
+            ))}
             <button type="button" class="link" onClick={() => set({ filters: form.filters.filter((_, j) => j !== i) })}>
               remove
             </button>
@@ -314,7 +263,14 @@ function CaptureForm({
         <button
           type="button"
           data-action="add-filter"
-          onClick={() => set({ filters: [...form.filters, { protocol: 'Any' }] })}
+          onClick={() =>
+            set({
+              filters: [
+                ...form.filters,
+                { protocol: 'Any', localIPAddress: '', localPort: '', remoteIPAddress: '', remotePort: '' },
+              ],
+            })
+          }
         >
           Add filter
         </button>
@@ -326,51 +282,25 @@ function CaptureForm({
       <fieldset>
         <legend>
           <label class="check">
-            <input
-              type="checkbox"
-              name="continuousCapture"
-              checked={form.continuous}
-              onChange={(e) => set({ continuous: e.currentTarget.checked })}
-            />
+            <input {...check('continuousCapture')} />
             Continuous capture (a ring of files)
           </label>
         </legend>
-        {form.continuous ? (
+        {form.continuousCapture ? (
           <div class="form-grid">
             <Field label="Files in the ring">
-              <input
-                name="fileCount"
-                value={form.fileCount}
-                onInput={(e) => set({ fileCount: e.currentTarget.value })}
-              />
+              <input inputMode="numeric" {...text('fileCount')} />
             </Field>
             <Field label="File size (bytes)">
-              <input
-                name="fileSizeInBytes"
-                value={form.fileSize}
-                onInput={(e) => set({ fileSize: e.currentTarget.value })}
-              />
+              <input inputMode="numeric" {...text('fileSizeInBytes')} />
             </Field>
-            <Field label="Session limit (s)">
-              <input
-                name="sessionTimeLimitInSeconds"
-                value={form.sessionLimit}
-                onInput={(e) => set({ sessionLimit: e.currentTarget.value })}
-              />
+            <Field label="Session limit (seconds)">
+              <input inputMode="numeric" {...text('sessionTimeLimitInSeconds')} />
             </Field>
           </div>
         ) : null}
       </fieldset>
-      <ErrorBox error={error} title="Not started" />
-      <div class="form-actions">
-        <button type="submit" class="primary" data-action="start-capture" disabled={busy || vms.length === 0}>
-          {busy ? 'Starting…' : 'Start capture'}
-        </button>
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-      </div>
-    </form>
+    </ApiForm>
   );
 }
 
@@ -383,7 +313,6 @@ export function CapturesPage({ vm }: { vm?: string | undefined }) {
   const now = useNow(1000);
   const write = can('capture:write');
   const list = rows.data ?? [];
-  const vmName = (id: string) => parseId(id).name;
 
   return (
     <Section
@@ -396,16 +325,20 @@ export function CapturesPage({ vm }: { vm?: string | undefined }) {
         ) : null
       }
     >
-      {creating && write && vms.data && watchers.data ? (
-        <CaptureForm
-          vms={vms.data.value}
-          watchers={watchers.data.value}
-          preset={vm}
-          onDone={() => {
-            setCreating(false);
-            rows.refresh();
-          }}
-        />
+      {creating && write ? (
+        vms.data && watchers.data ? (
+          <CaptureForm
+            vms={vms.data.value}
+            watchers={watchers.data.value}
+            preset={vm}
+            onDone={() => {
+              setCreating(false);
+              rows.refresh();
+            }}
+          />
+        ) : (
+          <ErrorBox error={vms.error ?? watchers.error} title="The form needs the VMs and watchers" />
+        )
       ) : null}
       <ErrorBox error={rows.error} />
       {rows.data || rows.error ? null : <div class="muted">Loading captures…</div>}
@@ -415,103 +348,54 @@ export function CapturesPage({ vm }: { vm?: string | undefined }) {
           capture-on-alert function.
         </Empty>
       ) : null}
-      <div class="table-wrap">
-        <table class="table">
-          {list.length ? (
-            <thead>
-              <tr>
-                <th>Capture</th>
-                <th>Status</th>
-                <th>Started (UTC)</th>
-                <th>Captured</th>
-                <th>Files</th>
-                <th />
-              </tr>
-            </thead>
-          ) : null}
-          <tbody>
-            {list.map(({ capture, status, watcher }) => {
-              const p = capture.properties;
-              const final = isFinal(status ?? undefined);
-              return (
-                <tr key={capture.id} data-capture={capture.name} data-status={status?.packetCaptureStatus ?? ''}>
-                  <td>
-                    <a href={captureHref(watcher.id, capture.name)}>
-                      <strong class="break">{capture.name}</strong>
-                    </a>
-                    <div class="muted small">
-                      {vmName(p.target)} · {watcher.location}
-                      {p.filters?.length ? ` · ${p.filters.length} filter(s)` : ''}
-                      {p.preTriggerSeconds ? ` · pre-trigger ${p.preTriggerSeconds} s` : ''}
+      {list.length ? (
+        <Table head={['Capture', 'Status', 'Started (UTC)', 'Captured', 'Files', '']}>
+          {list.map(({ capture, status, watcher }) => {
+            const p = capture.properties;
+            return (
+              <tr key={capture.id} data-capture={capture.name} data-status={status?.packetCaptureStatus ?? ''}>
+                <td>
+                  <a href={captureHref(watcher.id, capture.name)}>
+                    <strong class="break">{capture.name}</strong>
+                  </a>
+                  <div class="muted small">
+                    {parseId(p.target).name} · {watcher.location}
+                    {p.filters.length ? ` · ${p.filters.length} filter(s)` : ''}
+                    {p.preTriggerSeconds ? ` · pre-trigger ${p.preTriggerSeconds} s` : ''}
+                  </div>
+                </td>
+                <td>
+                  <CaptureState status={status} />
+                  {status ? <CaptureProgress status={status} limits={p} now={now} /> : null}
+                </td>
+                <td class="mono small">{utc(status?.captureStartTime)}</td>
+                <td class="small">
+                  {bytes(status?.bytesCaptured)}
+                  <div class="muted">{count(status?.packetsCaptured)} packets</div>
+                </td>
+                <td class="small">
+                  {status?.files.map((f) => (
+                    <div key={f.seq} class="file-cell">
+                      {bytes(f.size)} ·{' '}
+                      <span class="mono" title={`SHA-256 ${f.sha256}`}>
+                        {f.sha256.slice(0, 12)}…
+                      </span>
+                      {can('pcap:download') ? <DownloadButton file={f} captureName={capture.name} /> : null}
                     </div>
-                  </td>
-                  <td>
-                    {status ? <Badge>{status.packetCaptureStatus}</Badge> : <span class="muted">…</span>}
-                    {status?.stopReason ? <div class="muted small">{status.stopReason}</div> : null}
-                    {status?.packetCaptureError.length ? (
-                      <div class="error small">{status.packetCaptureError.join(', ')}</div>
-                    ) : null}
-                    {status ? (
-                      <CaptureProgress
-                        status={status}
-                        timeLimit={p.timeLimitInSeconds ?? 18_000}
-                        byteLimit={p.totalBytesPerSession ?? 1_073_741_824}
-                        now={now}
-                      />
-                    ) : null}
-                  </td>
-                  <td class="mono small">{utc(status?.captureStartTime)}</td>
-                  <td class="small">
-                    {bytes(status?.bytesCaptured)}
-                    <div class="muted">{count(status?.packetsCaptured)} packets</div>
-                  </td>
-                  <td class="small">
-                    {status?.files.map((f) => (
-                      <div key={f.seq} class="file-cell">
-                        {bytes(f.size)} ·{' '}
-                        <span class="mono" title={`SHA-256 ${f.sha256}`}>
-                          {f.sha256.slice(0, 12)}…
-                        </span>
-                        {can('pcap:download') ? <DownloadButton file={f} captureName={capture.name} /> : null}
-                      </div>
-                    ))}
-                    {final && status?.files.length === 0 ? <span class="muted">no file yet</span> : null}
-                  </td>
-                  <td class="row-actions">
-                    <a class="button" href={captureHref(watcher.id, capture.name)}>
-                      Report
-                    </a>
-                    {write && status && !final ? (
-                      <ActionButton
-                        action="stop-capture"
-                        onClick={async () => {
-                          await api('POST', withVersion(`${capture.id}/stop`));
-                          rows.refresh();
-                        }}
-                      >
-                        Stop
-                      </ActionButton>
-                    ) : null}
-                    {write ? (
-                      <ActionButton
-                        action="delete-capture"
-                        kind="danger"
-                        confirm={`Delete capture ${capture.name}? Its files stay in storage.`}
-                        onClick={async () => {
-                          await api('DELETE', withVersion(capture.id));
-                          rows.refresh();
-                        }}
-                      >
-                        Delete
-                      </ActionButton>
-                    ) : null}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
+                  ))}
+                  {isFinal(status) && status?.files.length === 0 ? <span class="muted">no file</span> : null}
+                </td>
+                <td class="row-actions">
+                  <a class="button" href={captureHref(watcher.id, capture.name)}>
+                    Report
+                  </a>
+                  <CaptureControls capture={capture} status={status} onChange={rows.refresh} />
+                </td>
+              </tr>
+            );
+          })}
+        </Table>
+      ) : null}
     </Section>
   );
 }

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
-import { type Alert, get, type MetricsResponse, paths, type Rule, type Vm } from '../api.js';
+import { type Alert, get, type MetricsResponse, parseId, paths, type Rule, type Vm } from '../api.js';
 import { type ChartSeries, TimeChart } from '../chart.js';
-import { Badge, Empty, ErrorBox, Section } from '../components.js';
+import { Badge, Empty, ErrorBox, Section, Segmented } from '../components.js';
 import { ago, bitrate, isoDurationSeconds, metricValue, operatorSign, utc, utcTime } from '../format.js';
 import { usePoll } from '../hooks.js';
 import { useSession } from '../session.js';
@@ -114,7 +114,7 @@ function VmCard({ vm, rules, range }: { vm: Vm; rules: Rule[]; range: Range }) {
         <div>
           <h3>{vm.name}</h3>
           <div class="muted small">
-            {vm.location} · {vm.id.split('/')[4]} · {addresses.join(', ') || 'no addresses'}
+            {vm.location} · {parseId(vm.id).resourceGroup} · {addresses.join(', ') || 'no addresses'}
           </div>
         </div>
         <div class="vm-state">
@@ -170,7 +170,10 @@ export function RecentAlerts({ alerts, limit }: { alerts: Alert[]; limit: number
         return (
           <li key={a.id} class="alert-row" data-alert-rule={a.name}>
             <Badge>{e.monitorCondition}</Badge>
-            <span class="mono">{utcTime(e.startDateTime)}</span>
+            <span class="mono" title={utc(e.startDateTime)}>
+              {utcTime(e.startDateTime)} UTC
+            </span>
+            <span class="muted small">{ago(e.startDateTime)}</span>
             <span class="sev">{e.severity}</span>
             <a href="#/alerts">
               <strong>{a.name}</strong>
@@ -203,17 +206,17 @@ export function OverviewPage() {
     <div class="overview">
       <div class="summary-strip">
         <div class="stat">
-          <span class="stat-value">
-            {connected}/{list.length}
-          </span>
+          <span class="stat-value">{vms.data ? `${connected}/${list.length}` : '…'}</span>
           <span class="stat-label">VMs connected</span>
         </div>
         <div class={`stat ${firing.length ? 'stat-bad' : ''}`}>
-          <span class="stat-value">{firing.length}</span>
+          <span class="stat-value">{alerts.data ? firing.length : '…'}</span>
           <span class="stat-label">alerts firing</span>
         </div>
         <div class="stat">
-          <span class="stat-value">{(rules.data?.value ?? []).filter((r) => r.properties.enabled).length}</span>
+          <span class="stat-value">
+            {rules.data ? rules.data.value.filter((r) => r.properties.enabled).length : '…'}
+          </span>
           <span class="stat-label">rules enabled</span>
         </div>
       </div>
@@ -226,19 +229,12 @@ export function OverviewPage() {
       <Section
         title="Virtual machines"
         actions={
-          <fieldset class="segmented" aria-label="Chart range">
-            {RANGES.map((r) => (
-              <button
-                type="button"
-                key={r.label}
-                class={r === range ? 'active' : ''}
-                aria-pressed={r === range}
-                onClick={() => setRange(r)}
-              >
-                {r.label}
-              </button>
-            ))}
-          </fieldset>
+          <Segmented
+            label="Chart range"
+            options={RANGES.map((r) => r.label)}
+            value={range.label}
+            onChange={(label) => setRange(RANGES.find((r) => r.label === label) ?? RANGES[0])}
+          />
         }
       >
         <ErrorBox error={vms.error} />

@@ -1,6 +1,6 @@
 import type { Conversation, FunctionJob, Peer, ProtocolNode, Report, ReportResponse } from '../api.js';
 import { TimeChart } from '../chart.js';
-import { Badge, Empty, ErrorBox } from '../components.js';
+import { Badge, Empty, ErrorBox, Fact, Table } from '../components.js';
 import { bitrate, bytes, count, percent, seconds, utc, utcTime } from '../format.js';
 
 /** The alert a capture was made for: its moment and window are marked on the I/O chart. */
@@ -9,7 +9,9 @@ export interface AlertMarks {
   firedAt: string;
   windowStart: string | null;
   windowEnd: string | null;
+  /** The function's job that made the capture, and the later alerts that extended or resolved it. */
   job: FunctionJob;
+  later: FunctionJob[];
 }
 
 function IoChart({ report, marks }: { report: Report; marks: AlertMarks | null }) {
@@ -63,34 +65,20 @@ function PeerTable({ title, peers, direction }: { title: string; peers: Peer[]; 
       {peers.length === 0 ? (
         <Empty>None.</Empty>
       ) : (
-        <div class="table-wrap">
-          <table class="table compact" data-talkers={direction}>
-            <thead>
-              <tr>
-                <th>Address</th>
-                <th>Bytes</th>
-                <th>Share</th>
-                <th>Flows</th>
-                <th>Names</th>
-              </tr>
-            </thead>
-            <tbody>
-              {peers.slice(0, 10).map((p) => (
-                <tr key={`${p.address}:${p.port ?? ''}:${p.protocol ?? ''}`}>
-                  <td class="mono">
-                    {p.address}
-                    {p.port !== undefined ? `:${p.port}` : ''}{' '}
-                    {p.protocol ? <span class="muted">{p.protocol}</span> : null}
-                  </td>
-                  <td>{bytes(p.bytes)}</td>
-                  <td>{percent(p.share)}</td>
-                  <td>{count(p.flows)}</td>
-                  <td class="small break">{[p.app, ...(p.names ?? [])].filter(Boolean).join(', ')}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table compact data-talkers={direction} head={['Address', 'Bytes', 'Share', 'Flows', 'Names']}>
+          {peers.slice(0, 10).map((p) => (
+            <tr key={`${p.address}:${p.port ?? ''}:${p.protocol ?? ''}`}>
+              <td class="mono">
+                {p.address}
+                {p.port !== undefined ? `:${p.port}` : ''} {p.protocol ? <span class="muted">{p.protocol}</span> : null}
+              </td>
+              <td>{bytes(p.bytes)}</td>
+              <td>{percent(p.share)}</td>
+              <td>{count(p.flows)}</td>
+              <td class="small break">{[p.app, ...(p.names ?? [])].filter(Boolean).join(', ')}</td>
+            </tr>
+          ))}
+        </Table>
       )}
     </div>
   );
@@ -105,38 +93,24 @@ function Conversations({ report }: { report: Report }) {
     .slice(0, 15);
   if (rows.length === 0) return <Empty>No TCP or UDP conversations.</Empty>;
   return (
-    <div class="table-wrap">
-      <table class="table compact" data-conversations="">
-        <thead>
-          <tr>
-            <th>Flow</th>
-            <th>A → B</th>
-            <th>B → A</th>
-            <th>Start</th>
-            <th>Duration</th>
-            <th>App</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((c) => (
-            <tr key={`${c.kind}${c.a}${c.portA}${c.b}${c.portB}`}>
-              <td class="mono small">
-                {c.kind} {c.a}:{c.portA} ↔ {c.b}:{c.portB}
-              </td>
-              <td>
-                {bytes(c.bytesAtoB)} <span class="muted small">{count(c.framesAtoB)} pk</span>
-              </td>
-              <td>
-                {bytes(c.bytesBtoA)} <span class="muted small">{count(c.framesBtoA)} pk</span>
-              </td>
-              <td class="small">+{seconds(c.relStart)}</td>
-              <td class="small">{seconds(c.duration)}</td>
-              <td class="small break">{[c.app, c.name].filter(Boolean).join(' ')}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table compact data-conversations="" head={['Flow', 'A → B', 'B → A', 'Start', 'Duration', 'App']}>
+      {rows.map((c) => (
+        <tr key={`${c.kind}${c.a}${c.portA}${c.b}${c.portB}`}>
+          <td class="mono small">
+            {c.kind} {c.a}:{c.portA} ↔ {c.b}:{c.portB}
+          </td>
+          <td>
+            {bytes(c.bytesAtoB)} <span class="muted small">{count(c.framesAtoB)} packets</span>
+          </td>
+          <td>
+            {bytes(c.bytesBtoA)} <span class="muted small">{count(c.framesBtoA)} packets</span>
+          </td>
+          <td class="small">+{seconds(c.relStart)}</td>
+          <td class="small">{seconds(c.duration)}</td>
+          <td class="small break">{[c.app, c.name].filter(Boolean).join(' ')}</td>
+        </tr>
+      ))}
+    </Table>
   );
 }
 
@@ -150,28 +124,16 @@ function Protocols({ report }: { report: Report }) {
   const total = report.protocols.bytes || 1;
   const rows = flatten(report.protocols).filter((r) => r.depth > 0 || report.protocols.children.length === 0);
   return (
-    <div class="table-wrap">
-      <table class="table compact" data-protocols="">
-        <thead>
-          <tr>
-            <th>Protocol</th>
-            <th>Packets</th>
-            <th>Bytes</th>
-            <th>Share</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.slice(0, 30).map(({ node, depth }, i) => (
-            <tr key={i}>
-              <td class={`indent-${Math.min(depth, 6)}`}>{node.name}</td>
-              <td>{count(node.packets)}</td>
-              <td>{bytes(node.bytes)}</td>
-              <td>{percent(node.bytes / total)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table compact data-protocols="" head={['Protocol', 'Packets', 'Bytes', 'Share']}>
+      {rows.slice(0, 30).map(({ node, depth }, i) => (
+        <tr key={i}>
+          <td class={`indent-${Math.min(depth, 6)}`}>{node.name}</td>
+          <td>{count(node.packets)}</td>
+          <td>{bytes(node.bytes)}</td>
+          <td>{percent(node.bytes / total)}</td>
+        </tr>
+      ))}
+    </Table>
   );
 }
 
@@ -247,7 +209,7 @@ export function ReportView({ response, marks }: { response: ReportResponse; mark
             : response.status === 'Unavailable'
               ? 'The file is kept only on the VM: there is nothing to analyse here.'
               : null}
-        {response.error ? <ErrorBox error={new Error(response.error.message)} /> : null}
+        {response.error ? <ErrorBox error={new Error(response.error)} /> : null}
       </div>
     );
   }
@@ -263,43 +225,26 @@ export function ReportView({ response, marks }: { response: ReportResponse; mark
         )}
       </div>
       <div class="facts">
-        <div>
-          <span class="fact-label">Packets</span>
-          {count(s.packets)}
-        </div>
-        <div>
-          <span class="fact-label">Bytes</span>
-          {bytes(s.bytes)}
-        </div>
-        <div>
-          <span class="fact-label">Duration</span>
-          {seconds(s.duration)}
-        </div>
-        <div>
-          <span class="fact-label">Rate</span>
-          {bitrate(s.bitsPerSecond)}
-        </div>
-        <div>
-          <span class="fact-label">Out / in</span>
+        <Fact label="Packets">{count(s.packets)}</Fact>
+        <Fact label="Bytes">{bytes(s.bytes)}</Fact>
+        <Fact label="Duration">{seconds(s.duration)}</Fact>
+        <Fact label="Rate">{bitrate(s.bitsPerSecond)}</Fact>
+        <Fact label="Out / in">
           {bytes(r.traffic.outbound.bytes)} / {bytes(r.traffic.inbound.bytes)}
-        </div>
-        <div>
-          <span class="fact-label">First packet</span>
+        </Fact>
+        <Fact label="First packet">
           <span class="mono">{utc(s.firstTime)}</span>
-        </div>
-        <div>
-          <span class="fact-label">Last packet</span>
+        </Fact>
+        <Fact label="Last packet">
           <span class="mono">{utc(s.lastTime)}</span>
-        </div>
-        <div>
-          <span class="fact-label">VM addresses</span>
+        </Fact>
+        <Fact label="VM addresses">
           {r.hosts.addresses.join(', ') || '—'} <span class="muted small">({r.hosts.source})</span>
-        </div>
-        <div>
-          <span class="fact-label">TCP</span>
+        </Fact>
+        <Fact label="TCP">
           {count(r.tcp.connections.attempted)} connections, {count(r.tcp.retransmissions)} retransmissions,{' '}
           {count(r.tcp.resets)} resets
-        </div>
+        </Fact>
       </div>
       {s.warnings.length || s.truncated ? (
         <div class="notice">

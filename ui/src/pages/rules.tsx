@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
+import type { StaticOperator, TimeAggregation } from '../../../src/monitor/alert-event.js';
 import { type ActionGroup, api, get, parseId, paths, type Rule, type Vm, withVersion } from '../api.js';
-import { ActionButton, Badge, Empty, ErrorBox, Field, Section } from '../components.js';
+import { ActionButton, ApiForm, Badge, Empty, ErrorBox, Field, Section, Select, Table } from '../components.js';
 import { isoDuration, metricValue, operatorSign, utc } from '../format.js';
-import { usePoll } from '../hooks.js';
+import { useFormState, usePoll } from '../hooks.js';
 import { useSession } from '../session.js';
 
 const RULES_VERSION = '2018-03-01';
@@ -15,10 +16,21 @@ const METRICS = [
   'Percentage CPU',
   'Available Memory Bytes',
 ];
-const AGGREGATIONS = ['Total', 'Average', 'Maximum', 'Minimum', 'Count'];
-const OPERATORS = ['GreaterThan', 'GreaterThanOrEqual', 'LessThan', 'LessThanOrEqual', 'Equals', 'NotEquals'];
+const SEVERITIES = ['critical', 'error', 'warning', 'informational', 'verbose'];
+// The API's lists (src/monitor): values can't be imported without bundling server code, the types check them.
+const AGGREGATIONS: TimeAggregation[] = ['Total', 'Average', 'Maximum', 'Minimum', 'Count'];
+const OPERATORS: StaticOperator[] = [
+  'GreaterThan',
+  'GreaterThanOrEqual',
+  'LessThan',
+  'LessThanOrEqual',
+  'Equals',
+  'NotEquals',
+];
+/** Azure's evaluation frequencies and windows; below a minute is tripcap's extension. */
 const FREQUENCIES = ['PT10S', 'PT15S', 'PT20S', 'PT30S', 'PT1M', 'PT5M', 'PT15M', 'PT30M', 'PT1H'];
-const WINDOWS = [...FREQUENCIES, 'PT6H', 'PT12H', 'P1D'];
+const WINDOW_SIZES = [...FREQUENCIES, 'PT6H', 'PT12H', 'P1D'];
+const durationOption = (d: string) => [d, `${isoDuration(d)} (${d})`] as const;
 
 interface RuleForm {
   name: string;
@@ -129,6 +141,41 @@ function unitHint(metric: string, aggregation: string): string {
   return '';
 }
 
+const sameId = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** Checkboxes that choose ids from a list (ARM ids compare without case). */
+function IdChecks({
+  name,
+  items,
+  chosen,
+  onChange,
+}: {
+  name: string;
+  items: Array<{ id: string; label: string; detail?: string }>;
+  chosen: string[];
+  onChange: (chosen: string[]) => void;
+}) {
+  return (
+    <div class="checks">
+      {items.map((item) => {
+        const checked = chosen.some((id) => sameId(id, item.id));
+        return (
+          <label key={item.id} class="check">
+            <input
+              type="checkbox"
+              name={name}
+              value={item.label}
+              checked={checked}
+              onChange={() => onChange(checked ? chosen.filter((id) => !sameId(id, item.id)) : [...chosen, item.id])}
+            />
+            {item.label} {item.detail ? <span class="muted small">{item.detail}</span> : null}
+          </label>
+        );
+      })}
+    </div>
+  );
+}
+
 function RuleEditor({
   initial,
   existing,
@@ -143,219 +190,101 @@ function RuleEditor({
   onDone: () => void;
 }) {
   const { sub } = useSession();
-  const [form, setForm] = useState(initial);
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const set = (patch: Partial<RuleForm>) => setForm({ ...form, ...patch });
-  const toggle = (list: string[], value: string) =>
-    list.some((v) => v.toLowerCase() === value.toLowerCase())
-      ? list.filter((v) => v.toLowerCase() !== value.toLowerCase())
-      : [...list, value];
-  const has = (list: string[], value: string) => list.some((v) => v.toLowerCase() === value.toLowerCase());
+  const { form, set, text, check } = useFormState(initial);
+  // Scopes that are not one of the VMs listed (a resource group, a subscription, a VM gone) stay choosable.
+  const scopeItems = [
+    ...vms.map((vm) => ({ id: vm.id, label: vm.name, detail: parseId(vm.id).resourceGroup })),
+    ...form.scopes.filter((s) => !vms.some((vm) => sameId(vm.id, s))).map((s) => ({ id: s, label: s })),
+  ];
+  const threshold = form.threshold.trim() === '' ? Number.NaN : Number(form.threshold);
 
   return (
-    <form
-      class="card form"
-      data-form="rule"
-      onSubmit={async (event) => {
-        event.preventDefault();
-        setBusy(true);
-        setError(undefined);
-        try {
-          await api(
-            'PUT',
-            withVersion(paths.rule(sub, form.resourceGroup, form.name), RULES_VERSION),
-            bodyOf(form, existing),
-          );
-          onDone();
-        } catch (err) {
-          setError(err);
-        } finally {
-          setBusy(false);
-        }
+    <ApiForm
+      name="rule"
+      submit={existing ? 'Save rule' : 'Create rule'}
+      busyLabel="Saving…"
+      action="save-rule"
+      errorTitle="Not saved"
+      onCancel={onDone}
+      onSubmit={async () => {
+        await api(
+          'PUT',
+          withVersion(paths.rule(sub, form.resourceGroup, form.name), RULES_VERSION),
+          bodyOf(form, existing),
+        );
+        onDone();
       }}
     >
       <h3>{existing ? `Edit rule ${existing.name}` : 'New metric alert rule'}</h3>
       <div class="form-grid">
         <Field label="Name">
-          <input
-            name="name"
-            value={form.name}
-            disabled={Boolean(existing)}
-            onInput={(e) => set({ name: e.currentTarget.value })}
-            placeholder="outbound-traffic"
-          />
+          <input {...text('name')} disabled={Boolean(existing)} placeholder="outbound-traffic" />
         </Field>
         <Field label="Resource group">
-          <input
-            name="resourceGroup"
-            value={form.resourceGroup}
-            disabled={Boolean(existing)}
-            onInput={(e) => set({ resourceGroup: e.currentTarget.value })}
-          />
+          <input {...text('resourceGroup')} disabled={Boolean(existing)} />
         </Field>
         <Field label="Severity">
-          <select name="severity" value={form.severity} onChange={(e) => set({ severity: e.currentTarget.value })}>
-            {['0', '1', '2', '3', '4'].map((s) => (
-              <option value={s} key={s}>
-                Sev{s} {['critical', 'error', 'warning', 'informational', 'verbose'][Number(s)]}
-              </option>
-            ))}
-          </select>
+          <Select
+            {...text('severity')}
+            options={SEVERITIES.map((words, i) => [String(i), `Sev${i} ${words}`] as const)}
+          />
         </Field>
         <Field label="Description">
-          <input
-            name="description"
-            value={form.description}
-            onInput={(e) => set({ description: e.currentTarget.value })}
-          />
+          <input {...text('description')} />
         </Field>
       </div>
       <fieldset>
         <legend>Condition: fire when</legend>
         <div class="form-grid">
           <Field label="Aggregation">
-            <select
-              name="timeAggregation"
-              value={form.timeAggregation}
-              onChange={(e) => set({ timeAggregation: e.currentTarget.value })}
-            >
-              {AGGREGATIONS.map((a) => (
-                <option key={a}>{a}</option>
-              ))}
-            </select>
+            <Select {...text('timeAggregation')} options={AGGREGATIONS} />
           </Field>
           <Field label="Metric">
-            <select
-              name="metricName"
-              value={form.metricName}
-              onChange={(e) => set({ metricName: e.currentTarget.value })}
-            >
-              {METRICS.map((m) => (
-                <option key={m}>{m}</option>
-              ))}
-            </select>
+            <Select {...text('metricName')} options={METRICS} />
           </Field>
           <Field label="Operator">
-            <select name="operator" value={form.operator} onChange={(e) => set({ operator: e.currentTarget.value })}>
-              {OPERATORS.map((o) => (
-                <option key={o} value={o}>
-                  {operatorSign(o)} {o}
-                </option>
-              ))}
-            </select>
+            <Select {...text('operator')} options={OPERATORS.map((o) => [o, `${operatorSign(o)} ${o}`] as const)} />
           </Field>
-          <Field label="Threshold" hint={unitHint(form.metricName, form.timeAggregation)}>
-            <input
-              name="threshold"
-              inputMode="decimal"
-              value={form.threshold}
-              onInput={(e) => set({ threshold: e.currentTarget.value })}
-              placeholder="500000000"
-            />
+          <Field
+            label="Threshold"
+            hint={`${unitHint(form.metricName, form.timeAggregation)}${Number.isFinite(threshold) ? `: ${metricValue(form.metricName, threshold)}` : ''}`}
+          >
+            <input inputMode="decimal" {...text('threshold')} placeholder="500000000" />
           </Field>
           <Field label="Over a window of">
-            <select
-              name="windowSize"
-              value={form.windowSize}
-              onChange={(e) => set({ windowSize: e.currentTarget.value })}
-            >
-              {WINDOWS.map((w) => (
-                <option key={w} value={w}>
-                  {isoDuration(w)} ({w})
-                </option>
-              ))}
-            </select>
+            <Select {...text('windowSize')} options={WINDOW_SIZES.map(durationOption)} />
           </Field>
           <Field label="Checked every">
-            <select
-              name="evaluationFrequency"
-              value={form.evaluationFrequency}
-              onChange={(e) => set({ evaluationFrequency: e.currentTarget.value })}
-            >
-              {FREQUENCIES.map((f) => (
-                <option key={f} value={f}>
-                  {isoDuration(f)} ({f})
-                </option>
-              ))}
-            </select>
+            <Select {...text('evaluationFrequency')} options={FREQUENCIES.map(durationOption)} />
           </Field>
         </div>
       </fieldset>
       <fieldset>
         <legend>On these VMs</legend>
-        {vms.length === 0 ? <Empty>No VMs registered yet.</Empty> : null}
-        <div class="checks">
-          {vms.map((vm) => (
-            <label key={vm.id} class="check">
-              <input
-                type="checkbox"
-                name="scope"
-                value={vm.name}
-                checked={has(form.scopes, vm.id)}
-                onChange={() => set({ scopes: toggle(form.scopes, vm.id) })}
-              />
-              {vm.name} <span class="muted small">{parseId(vm.id).resourceGroup}</span>
-            </label>
-          ))}
-          {form.scopes
-            .filter((s) => !vms.some((vm) => vm.id.toLowerCase() === s.toLowerCase()))
-            .map((s) => (
-              <label key={s} class="check">
-                <input type="checkbox" checked onChange={() => set({ scopes: toggle(form.scopes, s) })} />
-                <code class="small">{s}</code>
-              </label>
-            ))}
-        </div>
+        {scopeItems.length === 0 ? <Empty>No VMs registered yet.</Empty> : null}
+        <IdChecks name="scope" items={scopeItems} chosen={form.scopes} onChange={(scopes) => set({ scopes })} />
       </fieldset>
       <fieldset>
         <legend>Then tell these action groups</legend>
         {groups.length === 0 ? <Empty>No action groups yet: create one on the Action groups page.</Empty> : null}
-        <div class="checks">
-          {groups.map((g) => (
-            <label key={g.id} class="check">
-              <input
-                type="checkbox"
-                name="actionGroup"
-                value={g.name}
-                checked={has(form.actionGroupIds, g.id)}
-                onChange={() => set({ actionGroupIds: toggle(form.actionGroupIds, g.id) })}
-              />
-              {g.name}
-            </label>
-          ))}
-        </div>
+        <IdChecks
+          name="actionGroup"
+          items={groups.map((g) => ({ id: g.id, label: g.name }))}
+          chosen={form.actionGroupIds}
+          onChange={(actionGroupIds) => set({ actionGroupIds })}
+        />
       </fieldset>
       <div class="checks">
         <label class="check">
-          <input
-            type="checkbox"
-            name="enabled"
-            checked={form.enabled}
-            onChange={(e) => set({ enabled: e.currentTarget.checked })}
-          />
+          <input {...check('enabled')} />
           Enabled
         </label>
         <label class="check">
-          <input
-            type="checkbox"
-            name="autoMitigate"
-            checked={form.autoMitigate}
-            onChange={(e) => set({ autoMitigate: e.currentTarget.checked })}
-          />
+          <input {...check('autoMitigate')} />
           Resolve automatically (stateful)
         </label>
       </div>
-      <ErrorBox error={error} title="Not saved" />
-      <div class="form-actions">
-        <button type="submit" class="primary" data-action="save-rule" disabled={busy}>
-          {busy ? 'Saving…' : existing ? 'Save rule' : 'Create rule'}
-        </button>
-        <button type="button" onClick={onDone}>
-          Cancel
-        </button>
-      </div>
-    </form>
+    </ApiForm>
   );
 }
 
@@ -377,7 +306,7 @@ export function RulesPage() {
   const [editing, setEditing] = useState<{ rule?: Rule } | null>(null);
   const [notice, setNotice] = useState<string>();
   const write = can('resource:write');
-  const vmName = (id: string) => vms.data?.value.find((v) => v.id.toLowerCase() === id.toLowerCase())?.name ?? id;
+  const vmName = (id: string) => vms.data?.value.find((v) => sameId(v.id, id))?.name ?? parseId(id).name;
   const groupName = (id: string) => parseId(id).name;
   const done = () => {
     setEditing(null);
@@ -396,15 +325,17 @@ export function RulesPage() {
           ) : null
         }
       >
-        {editing ? (
+        {editing && vms.data && groups.data ? (
           <RuleEditor
             key={editing.rule?.id ?? 'new'}
-            initial={(editing.rule && formOf(editing.rule)) || emptyForm(vms.data?.value ?? [])}
+            initial={(editing.rule && formOf(editing.rule)) || emptyForm(vms.data.value)}
             {...(editing.rule ? { existing: editing.rule } : {})}
-            vms={vms.data?.value ?? []}
-            groups={groups.data?.value ?? []}
+            vms={vms.data.value}
+            groups={groups.data.value}
             onDone={done}
           />
+        ) : editing ? (
+          <ErrorBox error={vms.error ?? groups.error} title="The form needs the VMs and action groups" />
         ) : null}
         {notice ? (
           <div class="notice" data-notice="rules">
@@ -416,101 +347,86 @@ export function RulesPage() {
         {rules.data && rules.data.value.length === 0 ? (
           <Empty>No rules. {write ? 'Create one: say what to watch and whom to tell.' : ''}</Empty>
         ) : null}
-        <div class="table-wrap">
-          <table class="table">
-            {rules.data && rules.data.value.length > 0 ? (
-              <thead>
-                <tr>
-                  <th>Rule</th>
-                  <th>State</th>
-                  <th>Condition</th>
-                  <th>VMs</th>
-                  <th>Action groups</th>
-                  <th>Updated</th>
-                  {write ? <th /> : null}
+        {rules.data?.value.length ? (
+          <Table head={['Rule', 'State', 'Condition', 'VMs', 'Action groups', 'Updated (UTC)', ...(write ? [''] : [])]}>
+            {rules.data.value.map((rule) => {
+              const p = rule.properties;
+              const ref = parseId(rule.id);
+              const path = paths.rule(sub, ref.resourceGroup, rule.name);
+              return (
+                <tr key={rule.id} data-rule={rule.name}>
+                  <td>
+                    <strong>{rule.name}</strong>
+                    <div class="muted small">
+                      Sev{p.severity} · {ref.resourceGroup}
+                      {p.description ? ` · ${p.description}` : ''}
+                    </div>
+                  </td>
+                  <td>
+                    <Badge>{p.enabled ? 'Enabled' : 'Disabled'}</Badge>
+                  </td>
+                  <td>{condition(rule)}</td>
+                  <td>{p.scopes.map(vmName).join(', ')}</td>
+                  <td>
+                    {p.actions.map((a) => groupName(a.actionGroupId)).join(', ') || <span class="muted">none</span>}
+                  </td>
+                  <td class="mono small">{utc(p.lastUpdatedTime)}</td>
+                  {write ? (
+                    <td class="row-actions">
+                      <ActionButton
+                        action={p.enabled ? 'disable-rule' : 'enable-rule'}
+                        onClick={async () => {
+                          await api('PATCH', withVersion(path, RULES_VERSION), {
+                            properties: { enabled: !p.enabled },
+                          });
+                          rules.refresh();
+                        }}
+                      >
+                        {p.enabled ? 'Disable' : 'Enable'}
+                      </ActionButton>
+                      {formOf(rule) ? (
+                        <button type="button" data-action="edit-rule" onClick={() => setEditing({ rule })}>
+                          Edit
+                        </button>
+                      ) : (
+                        <span class="muted small" title="The console edits rules with one static criterion">
+                          edit with the CLI
+                        </span>
+                      )}
+                      <ActionButton
+                        action="test-fire"
+                        title="The rule's action groups send a test alert for one of its VMs (the capture function captures it)"
+                        onClick={async () => {
+                          const result = await api<{ vm: string; deliveries: number; firedDateTime: string }>(
+                            'POST',
+                            withVersion(`${path}/testFire`, RULES_VERSION),
+                            {},
+                          );
+                          setNotice(
+                            `Test fire of ${rule.name}: ${result.deliveries} notification(s) queued for ${parseId(result.vm).name} at ${utc(result.firedDateTime)}. Follow them under Action groups and Alerts → function jobs.`,
+                          );
+                        }}
+                      >
+                        Test fire
+                      </ActionButton>
+                      <ActionButton
+                        action="delete-rule"
+                        kind="danger"
+                        confirm={`Delete rule ${rule.name}? Its alerts stay as history.`}
+                        onClick={async () => {
+                          await api('DELETE', withVersion(path, RULES_VERSION));
+                          rules.refresh();
+                        }}
+                      >
+                        Delete
+                      </ActionButton>
+                    </td>
+                  ) : null}
                 </tr>
-              </thead>
-            ) : null}
-            <tbody>
-              {(rules.data?.value ?? []).map((rule) => {
-                const p = rule.properties;
-                const ref = parseId(rule.id);
-                const path = paths.rule(sub, ref.resourceGroup, rule.name);
-                return (
-                  <tr key={rule.id} data-rule={rule.name}>
-                    <td>
-                      <strong>{rule.name}</strong>
-                      <div class="muted small">
-                        Sev{p.severity} · {ref.resourceGroup}
-                        {p.description ? ` · ${p.description}` : ''}
-                      </div>
-                    </td>
-                    <td>
-                      <Badge>{p.enabled ? 'Enabled' : 'Disabled'}</Badge>
-                    </td>
-                    <td>{condition(rule)}</td>
-                    <td>{p.scopes.map(vmName).join(', ')}</td>
-                    <td>
-                      {p.actions.map((a) => groupName(a.actionGroupId)).join(', ') || <span class="muted">none</span>}
-                    </td>
-                    <td class="mono small">{utc(p.lastUpdatedTime)}</td>
-                    {write ? (
-                      <td class="row-actions">
-                        <ActionButton
-                          action={p.enabled ? 'disable-rule' : 'enable-rule'}
-                          onClick={async () => {
-                            await api('PATCH', withVersion(path, RULES_VERSION), {
-                              properties: { enabled: !p.enabled },
-                            });
-                            rules.refresh();
-                          }}
-                        >
-                          {p.enabled ? 'Disable' : 'Enable'}
-                        </ActionButton>
-                        {formOf(rule) ? (
-                          <button type="button" data-action="edit-rule" onClick={() => setEditing({ rule })}>
-                            Edit
-                          </button>
-                        ) : (
-                          <span class="muted small" title="The console edits rules with one static criterion">
-                            edit with the CLI
-                          </span>
-                        )}
-                        <ActionButton
-                          action="test-fire"
-                          title="The rule's action groups send a test alert for one of its VMs (the capture function captures it)"
-                          onClick={async () => {
-                            const result = await api<{ vm: string; deliveries: number; firedDateTime: string }>(
-                              'POST',
-                              withVersion(`${path}/testFire`, RULES_VERSION),
-                              {},
-                            );
-                            setNotice(
-                              `Test fire of ${rule.name}: ${result.deliveries} notification(s) queued for ${parseId(result.vm).name} at ${utc(result.firedDateTime)}. Follow them under Action groups and Alerts → function jobs.`,
-                            );
-                          }}
-                        >
-                          Test fire
-                        </ActionButton>
-                        <ActionButton
-                          action="delete-rule"
-                          kind="danger"
-                          confirm={`Delete rule ${rule.name}? Its alerts stay as history.`}
-                          onClick={async () => {
-                            await api('DELETE', withVersion(path, RULES_VERSION));
-                            rules.refresh();
-                          }}
-                        >
-                          Delete
-                        </ActionButton>
-                      </td>
-                    ) : null}
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+              );
+            })}
+          </Table>
+        ) : null}
       </Section>
       {!write ? (
         <p class="muted small">Your role reads rules; changing them needs a contributor or admin token.</p>
