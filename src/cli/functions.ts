@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { CaptureJobView } from '../server/routes/functions.js';
 import { type ConnectionOptions, withApi } from './lazy-api.js';
 import { print } from './output.js';
 
@@ -63,23 +64,7 @@ export function registerFunctionCommands(program: Command, connectionOptions: (c
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (o: Options) =>
     withApi(o, async (api) => {
-      interface Job {
-        id: string;
-        receivedTime: string;
-        source: string;
-        condition: string;
-        ruleName: string;
-        vm: string | null;
-        status: string;
-        reason: string | null;
-        message: string | null;
-        deliveries: number;
-        captureName: string | null;
-        extensions: number;
-        stopReason: string | null;
-        notifications: Array<{ channel: string; status: string }>;
-      }
-      const { body } = await api.json<{ value: Job[] }>(
+      const { body } = await api.json<{ value: CaptureJobView[] }>(
         'GET',
         `/tripcap/v1/functions/${FUNCTION}/jobs?$top=${encodeURIComponent(String(o.top))}`,
       );

@@ -1,9 +1,9 @@
 import type { Report } from '../../src/analysis/report.js';
-import type { CaptureState, WatcherRef } from '../../src/functions/types.js';
 import type { ApiError as ServerApiError } from '../../src/lib/errors.js';
 import type { ActionGroupView, DeliveryView } from '../../src/monitor/action-groups.js';
 import type { RuleView } from '../../src/monitor/alert-rules.js';
 import type { AlertView } from '../../src/monitor/alerts.js';
+import type { CaptureJobView } from '../../src/server/routes/functions.js';
 import type { Permission, Role } from '../../src/server/tokens.js';
 import type { captureStatusView, captureView, FileView, vmView, watcherView } from '../../src/watcher/arm-shape.js';
 import type { ReportStatus } from '../../src/watcher/reports.js';
@@ -136,33 +136,7 @@ export interface ReportResponse {
 }
 
 /** A record of `GET /tripcap/v1/functions/capture-on-alert/jobs`: an alert the function received and what it did. */
-export interface FunctionJob {
-  id: string;
-  receivedTime: string;
-  updatedTime: string;
-  source: string;
-  alertId: string | null;
-  condition: string;
-  ruleName: string;
-  vm: string | null;
-  status: string;
-  reason: string | null;
-  message: string | null;
-  deliveries: number;
-  captureName: string | null;
-  /** The alert's life (docs/functions.md): its last firing, its resolution, the re-fires that extended the capture. */
-  lastFiredTime: string | null;
-  resolvedTime: string | null;
-  extensions: number;
-  /** Why the capture ended: AlertQuiet, Resolved, MaxDuration, TotalBytesExceeded, StoppedElsewhere, CaptureFailed. */
-  stopReason: string | null;
-  /** For an alert that extended (or resolved) another job's capture: that job. */
-  captureJobId: string | null;
-  /** The network watcher the capture is under. */
-  watcher: WatcherRef | null;
-  capture: CaptureState | null;
-  notifications: Array<{ channel: string; status: string; time: string; error?: string }>;
-}
+export type FunctionJob = CaptureJobView;
 
 // ---- ARM ids and paths ---------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { Database } from '../../db/index.js';
-import type { CaptureFunction } from '../../functions/types.js';
+import type { Selectable } from 'kysely';
+import type { CaptureJobsTable, Database } from '../../db/index.js';
+import type { CaptureFunction, CaptureState, WatcherRef } from '../../functions/types.js';
 import { badRequest } from '../../lib/errors.js';
 import { describeRefusal } from '../app.js';
 
@@ -39,31 +40,43 @@ export function registerFunctionRoutes(
     }
     const rows = await db.selectFrom('capture_jobs').selectAll().orderBy('received_at', 'desc').limit(top).execute();
     return {
-      value: rows.map((r) => ({
-        id: r.id,
-        receivedTime: r.received_at,
-        updatedTime: r.updated_at,
-        source: r.source,
-        // The Azure Monitor alert this job is for (common alert schema), so a console can join the two.
-        alertId: /^azure:(.+):(?:fired|resolved)$/i.exec(r.dedup_key)?.[1] ?? null,
-        condition: r.condition,
-        ruleName: r.rule_name,
-        vm: r.vm_id,
-        status: r.status,
-        reason: r.reason,
-        message: r.message,
-        deliveries: r.deliveries,
-        captureName: r.capture_name,
-        // The alert's life (docs/functions.md): firings that extended the capture, and why it ended.
-        lastFiredTime: r.last_fired_at,
-        resolvedTime: r.resolved_at,
-        extensions: r.extensions,
-        stopReason: r.stop_reason,
-        captureJobId: r.capture_job_id,
-        watcher: r.watcher ? JSON.parse(r.watcher) : null,
-        capture: r.capture ? JSON.parse(r.capture) : null,
-        notifications: JSON.parse(r.notifications),
-      })),
+      value: rows.map(jobView),
     };
   });
 }
+
+/** A job as `GET …/jobs` shows it: an alert the function received and what it did (the CLI and console read it). */
+export function jobView(r: Selectable<CaptureJobsTable>) {
+  return {
+    id: r.id,
+    receivedTime: r.received_at,
+    updatedTime: r.updated_at,
+    source: r.source,
+    // The Azure Monitor alert this job is for (common alert schema), so a console can join the two.
+    alertId: /^azure:(.+):(?:fired|resolved)$/i.exec(r.dedup_key)?.[1] ?? null,
+    condition: r.condition,
+    ruleName: r.rule_name,
+    vm: r.vm_id,
+    status: r.status,
+    reason: r.reason,
+    message: r.message,
+    deliveries: r.deliveries,
+    captureName: r.capture_name,
+    // The alert's life (docs/functions.md): firings that extended the capture, and why it ended.
+    lastFiredTime: r.last_fired_at,
+    resolvedTime: r.resolved_at,
+    extensions: r.extensions,
+    stopReason: r.stop_reason,
+    captureJobId: r.capture_job_id,
+    watcher: r.watcher ? (JSON.parse(r.watcher) as WatcherRef) : null,
+    capture: r.capture ? (JSON.parse(r.capture) as CaptureState) : null,
+    notifications: JSON.parse(r.notifications) as Array<{
+      channel: string;
+      status: string;
+      time: string;
+      error?: string;
+    }>,
+  };
+}
+
+export type CaptureJobView = ReturnType<typeof jobView>;
