@@ -2,7 +2,7 @@
  * Runs every benchmark in sequence (`npm run bench`, which builds first): capture throughput, then create-to-Running
  * latency, then the capture-file reader, then capture analysis, then metric ingestion and alert evaluation, then
  * alert-to-Running latency of the capture-on-alert function, then the agent's CPU and RSS with the flight recorder
- * off and on. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
+ * off and on, then the pre-trigger cut and join against tcpdump, editcap and mergecap. Each writes bench/results/<name>.json (raw figures, machine) and bench/results/<name>.md (tables).
  * Needs root. About 12 minutes on 2 cores. Benchmarks are not tests: they assert nothing about speed.
  */
 import { runAlertsBench } from './alerts.js';
@@ -13,6 +13,7 @@ import { runCreateLatency } from './create-latency.js';
 import { runFlightRecorderBench } from './flight-recorder.js';
 import { requireBuild, requireRoot, runCleanups } from './lib.js';
 import { runPcapRead } from './pcap-read.js';
+import { runPreTriggerBench } from './pre-trigger.js';
 
 requireRoot('npm run bench');
 requireBuild();
@@ -25,6 +26,7 @@ const benchmarks: Array<[string, () => Promise<{ mdFile: string; jsonFile: strin
   ['alerts', () => runAlertsBench()],
   ['capture-on-alert', () => runCaptureOnAlertBench()],
   ['flight-recorder', () => runFlightRecorderBench()],
+  ['pre-trigger', () => runPreTriggerBench()],
 ];
 
 const written: string[] = [];

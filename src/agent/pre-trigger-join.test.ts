@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPcapWriter, LinkType, readPcapRecords } from '../pcap/index.js';
+import { createPcapWriter, LinkType, readCaptureFile } from '../pcap/index.js';
 import { joinCapture } from './pre-trigger.js';
 
 /** The seam rules on hand-made files (the namespace test pre-trigger.test.ts shows them on real traffic). */
@@ -40,7 +40,7 @@ async function pcap(
 
 async function names(file: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const record of readPcapRecords(file)) out.push(record.data.toString('latin1').replace(/\.+$/, ''));
+  await readCaptureFile(file, (packet) => out.push(Buffer.from(packet.data).toString('latin1').replace(/\.+$/, '')));
   return out;
 }
 

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { errorMessage } from '../lib/errors.js';
 import {
   type CaptureWriter,
@@ -9,9 +11,10 @@ import {
   PCAP_RECORD_HEADER_LENGTH,
   type PcapRecord,
   pcapRecords,
+  readPcapChunks,
   readPcapHeader,
-  readPcapRecords,
   recordTimeMs,
+  scanPcapFile,
 } from '../pcap/index.js';
 
 /**
@@ -155,10 +158,10 @@ type Kept = { index: number; timeMs: number; originalLength: number; data: Buffe
 export async function joinCapture(options: JoinOptions): Promise<JoinResult> {
   const liveHeader = readPcapHeader(await readHead(options.liveFile));
   const anchors: Kept[] = [];
-  for await (const record of readPcapRecords(options.liveFile)) {
+  await eachRecord(options.liveFile, (record) => {
     anchors.push(keep(record, anchors.length));
-    if (anchors.length === SEAM_ANCHORS) break;
-  }
+    return anchors.length < SEAM_ANCHORS;
+  });
 
   let keepPre = 0;
   let seam: JoinResult['seam'] = 'none';
@@ -172,42 +175,67 @@ export async function joinCapture(options: JoinOptions): Promise<JoinResult> {
     const near: Kept[] = [];
     let index = 0;
     let beforeSeam = 0;
-    for await (const record of readPcapRecords(options.preFile)) {
+    await eachRecord(options.preFile, (record) => {
       const timeMs = recordTimeMs(record);
       if (timeMs >= seamMs - SEAM_TOLERANCE_MS) near.push(keep(record, index));
       if (timeMs < seamMs) beforeSeam = index + 1;
       index++;
-    }
+    });
     const matched = findSeam(near, anchors);
     keepPre = matched ?? beforeSeam;
     seam = matched === null ? 'time' : 'matched';
   }
 
-  const writer =
-    options.format === 'pcapng'
-      ? createPcapngWriter(options.outFile, {
-          interfaces: [
-            {
-              linkType: liveHeader.linkType,
-              snaplen: options.snaplen,
-              ...(options.interfaceName ? { name: options.interfaceName } : {}),
-            },
-          ],
-          ...(options.comments?.length ? { comment: options.comments } : {}),
-        })
-      : createPcapWriter(options.outFile, { linkType: liveHeader.linkType, snaplen: options.snaplen });
+  const pcapng = options.format === 'pcapng';
+  const writer = pcapng
+    ? createPcapngWriter(options.outFile, {
+        interfaces: [
+          {
+            linkType: liveHeader.linkType,
+            snaplen: options.snaplen,
+            ...(options.interfaceName ? { name: options.interfaceName } : {}),
+          },
+        ],
+        ...(options.comments?.length ? { comment: options.comments } : {}),
+      })
+    : createPcapWriter(options.outFile, { linkType: liveHeader.linkType, snaplen: options.snaplen });
+  // tcpdump's own file (little-endian µs on the hosts tripcap runs on) is the rest of a pcap as it is: copied whole.
+  const copyLive = !pcapng && liveHeader.littleEndian && !liveHeader.nanoseconds;
+  let livePackets = 0;
   try {
-    if (options.preFile && keepPre > 0) {
-      for await (const record of readPcapRecords(options.preFile)) {
-        await writer.write(record);
-        if (writer.packets === keepPre) break;
-      }
-    }
-    for await (const record of readPcapRecords(options.liveFile)) await writer.write(record);
+    if (options.preFile && keepPre > 0) await writeRecords(options.preFile, writer, keepPre);
+    if (!copyLive) livePackets = await writeRecords(options.liveFile, writer, Number.POSITIVE_INFINITY);
   } finally {
     await writer.close();
   }
-  return { prePackets: keepPre, livePackets: writer.packets - keepPre, seam };
+  if (copyLive) {
+    await pipeline(
+      createReadStream(options.liveFile, { start: PCAP_FILE_HEADER_LENGTH }),
+      createWriteStream(options.outFile, { flags: 'a' }),
+    );
+    livePackets = (await scanPcapFile(options.liveFile)).packets;
+  }
+  return { prePackets: keepPre, livePackets, seam };
+}
+
+/** Calls `onRecord` with each record of a pcap file, until it returns false. */
+async function eachRecord(path: string, onRecord: (record: PcapRecord) => unknown): Promise<void> {
+  for await (const { header, records } of readPcapChunks(path)) {
+    for (const record of pcapRecords(records, header, 0)) if (onRecord(record) === false) return;
+  }
+}
+
+/** Writes the first `count` records of a pcap file; returns how many it wrote. */
+async function writeRecords(path: string, writer: CaptureWriter, count: number): Promise<number> {
+  let written = 0;
+  for await (const { header, records } of readPcapChunks(path)) {
+    for (const record of pcapRecords(records, header, 0)) {
+      if (written === count) return written;
+      await writer.write(record);
+      written++;
+    }
+  }
+  return written;
 }
 
 /**

@@ -187,27 +187,33 @@ export function* pcapRecords(
   }
 }
 
-/** The complete records of a classic pcap file, read in 1 MiB chunks: memory stays at one chunk whatever its size. */
-export async function* readPcapRecords(path: string): AsyncGenerator<PcapRecord> {
+/**
+ * A classic pcap file in chunks of whole records (about 1 MiB each; memory stays at one chunk whatever the file's
+ * size), with its header: walk each with pcapRecords(chunk.records, chunk.header, 0). A torn last record is left out.
+ */
+export async function* readPcapChunks(path: string): AsyncGenerator<{ header: PcapHeader; records: Buffer }> {
   const file = await open(path, 'r');
   try {
     const head = Buffer.alloc(PCAP_FILE_HEADER_LENGTH);
     const { bytesRead } = await file.read(head, 0, PCAP_FILE_HEADER_LENGTH, 0);
     const header = readPcapHeader(head.subarray(0, bytesRead));
-    const chunk = Buffer.allocUnsafe(
-      CHUNK_SIZE + PCAP_RECORD_HEADER_LENGTH + Math.max(header.snaplen, MAX_RECORD_LENGTH),
-    );
+    const le = header.littleEndian;
+    const maxRecord = Math.max(header.snaplen, MAX_RECORD_LENGTH);
+    // Room for a chunk plus the largest record, so that every read ends at least one whole record.
+    const buf = Buffer.allocUnsafe(CHUNK_SIZE + PCAP_RECORD_HEADER_LENGTH + maxRecord);
     let pos = PCAP_FILE_HEADER_LENGTH;
     for (;;) {
-      const got = (await file.read(chunk, 0, chunk.length, pos)).bytesRead;
-      let consumed = 0;
-      for (const record of pcapRecords(chunk.subarray(0, got), header, 0)) {
-        yield record;
-        consumed = record.end;
+      const got = (await file.read(buf, 0, buf.length, pos)).bytesRead;
+      let end = 0;
+      while (end + PCAP_RECORD_HEADER_LENGTH <= got) {
+        const capturedLength = le ? buf.readUInt32LE(end + 8) : buf.readUInt32BE(end + 8);
+        const next = end + PCAP_RECORD_HEADER_LENGTH + capturedLength;
+        if (capturedLength > maxRecord || next > got) break;
+        end = next;
       }
-      // Nothing complete in a full chunk cannot happen (a chunk holds the largest record): the file ends here.
-      if (consumed === 0) return;
-      pos += consumed;
+      if (end === 0) return;
+      yield { header, records: buf.subarray(0, end) };
+      pos += end;
     }
   } finally {
     await file.close();

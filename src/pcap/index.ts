@@ -11,7 +11,7 @@ export {
   type PcapScan,
   pcapRecords,
   readPcapHeader,
-  readPcapRecords,
+  readPcapChunks,
   recordTimeMs,
   type ScanPcapOptions,
   scanPcapFile,
