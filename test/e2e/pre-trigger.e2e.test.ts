@@ -34,6 +34,7 @@ describe.skipIf(skipReason !== undefined)(
   () => {
     let env: E2eEnv;
     let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
+    let agentStarted = 0;
 
     beforeAll(async () => {
       receiver = await startWebhookReceiver();
@@ -41,6 +42,7 @@ describe.skipIf(skipReason !== undefined)(
       process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '5';
       process.env.TRIPCAP_CAPTURE_POLL_SECONDS = '1';
       env = await createE2eEnv();
+      agentStarted = Date.now();
       const recorder = await env.api.call('PUT', `${VM_ID}/flightRecorder/default?api-version=2024-07-01`, {
         properties: { enabled: true, maxBytes: 64_000_000 },
       });
@@ -104,34 +106,6 @@ describe.skipIf(skipReason !== undefined)(
       expect(stdout).toMatch(/Capture comment:\s+parameters: \{.*"preTriggerSeconds":2/);
     }, 60_000);
 
-    it('an agent killed during a pre-trigger capture comes back and still joins the ring part to the live part', async ({
-      onTestFailed,
-    }) => {
-      onTestFailed(() => console.error(env.logs()));
-      const stream = sendUdp(env.vm, { to: env.peer.ip, port: 7002, count: 3000, size: 200, intervalMs: 2 });
-      await new Promise((resolve) => setTimeout(resolve, 3000));
-      await env.api.createCapture('crash', {
-        preTriggerSeconds: 2,
-        timeLimitInSeconds: 120,
-        filters: [{ protocol: 'UDP', remotePort: '7002' }],
-      });
-      await env.api.waitUntilRunning('crash');
-      // The ring's part is cut once the live capture listens; the heartbeat then shows it.
-      await env.api.waitForStatus('crash', 'the ring cut', (s) => (s as Status).preTrigger !== undefined, 15_000);
-      await env.agent?.kill('SIGKILL');
-      await stream;
-      await env.startAgent();
-      const ended = (await env.api.waitUntilEnded('crash', { timeoutMs: 40_000 })) as Status;
-      expect(ended).toMatchObject({ packetCaptureStatus: 'Error', stopReason: 'AgentStopped' });
-      const path = `${env.dir}/crash.cap`;
-      await writeFile(path, (await env.api.bytes(new URL(ended.files[0]?.downloadUrl ?? '').pathname)).body);
-      const numbers = sequenceNumbers(await readPackets(path));
-      // From before the capture's start to the end of the stream (the orphaned tcpdump ran on), none missing or twice.
-      expect(numbers.slice(1).filter((n, i) => n !== (numbers[i] as number) + 1)).toEqual([]);
-      expect(numbers.at(-1)).toBe(2999);
-      expect(numbers.length).toBeGreaterThan(2000);
-    }, 90_000);
-
     it('an alert that fires ≥ 30 s after a burst began gets a capture holding the burst’s first packet', async ({
       onTestFailed,
     }) => {
@@ -145,6 +119,9 @@ describe.skipIf(skipReason !== undefined)(
         threshold: 100_000,
       });
 
+      // Every window must hold quiet seconds before the burst: a window of seconds the agent did not sample (it was
+      // starting) would let Minimum hold early.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, agentStarted + 35_000 - Date.now())));
       const burstStart = Date.now();
       const burst = sendUdp(env.vm, { to: env.peer.ip, port: BURST_PORT, count: 60_000, size: 1000, intervalMs: 1 });
       let notice: { alert: { firedAt: string }; capture: { name: string; files: Array<{ url: string }> } };
@@ -182,5 +159,33 @@ describe.skipIf(skipReason !== undefined)(
       const capinfos = await execFileAsync('capinfos', ['-k', path]);
       expect(capinfos.stdout).toMatch(/Capture comment:.*"alertRule"\s*:\s*"sustained"/s);
     }, 180_000);
+
+    it('an agent killed during a pre-trigger capture comes back and still joins the ring part to the live part', async ({
+      onTestFailed,
+    }) => {
+      onTestFailed(() => console.error(env.logs()));
+      const stream = sendUdp(env.vm, { to: env.peer.ip, port: 7002, count: 3000, size: 200, intervalMs: 2 });
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      await env.api.createCapture('crash', {
+        preTriggerSeconds: 2,
+        timeLimitInSeconds: 120,
+        filters: [{ protocol: 'UDP', remotePort: '7002' }],
+      });
+      await env.api.waitUntilRunning('crash');
+      // The ring's part is cut once the live capture listens; the heartbeat then shows it.
+      await env.api.waitForStatus('crash', 'the ring cut', (s) => (s as Status).preTrigger !== undefined, 15_000);
+      await env.agent?.kill('SIGKILL');
+      await stream;
+      await env.startAgent();
+      const ended = (await env.api.waitUntilEnded('crash', { timeoutMs: 40_000 })) as Status;
+      expect(ended).toMatchObject({ packetCaptureStatus: 'Error', stopReason: 'AgentStopped' });
+      const path = `${env.dir}/crash.cap`;
+      await writeFile(path, (await env.api.bytes(new URL(ended.files[0]?.downloadUrl ?? '').pathname)).body);
+      const numbers = sequenceNumbers(await readPackets(path));
+      // From before the capture's start to the end of the stream (the orphaned tcpdump ran on), none missing or twice.
+      expect(numbers.slice(1).filter((n, i) => n !== (numbers[i] as number) + 1)).toEqual([]);
+      expect(numbers.at(-1)).toBe(2999);
+      expect(numbers.length).toBeGreaterThan(2000);
+    }, 90_000);
   },
 );
