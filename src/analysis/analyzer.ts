@@ -24,7 +24,7 @@ import {
   Start,
 } from './app.js';
 import { buildReport, type FinishContext } from './build-report.js';
-import { FlowTable } from './flow-table.js';
+import { FLOW_KEY_WIDTH, FlowTable } from './flow-table.js';
 import type { Report } from './report.js';
 import { Direction, TimelineBuilder } from './timeline.js';
 
@@ -74,7 +74,7 @@ const MAX_FRAGMENT_DATAGRAMS = 4096;
 const MAX_PENDING_HELLO_BYTES = 16_384;
 
 /** Flow key layout: words 0–3 low address, 4–7 high address, 8 ports (low<<16 | high), 9 meta. */
-export const KEY_WIDTH = 10;
+export const KEY_WIDTH = FLOW_KEY_WIDTH;
 export const META_V6 = 1 << 8;
 export const META_PORTS = 1 << 9;
 
@@ -820,29 +820,33 @@ export class Analyzer {
       return app === App.TLS || app === App.HTTP ? -app : 0;
     }
     let app = u8[uo + U.APP] as number;
+    // every test made up front: a test first made when a flow's label changes (after its 4th try, say) would
+    // deoptimize the packet path
+    const { UNKNOWN, TLS, HTTP, OTHER } = App;
+    const wasTls = app === TLS;
     const data = d.buffer;
     const p = d.payloadOffset;
     const e = p + captured;
-    if (app === App.UNKNOWN) {
+    if (app === UNKNOWN) {
       const start = classifyStart(data, p, e);
       if (start === Start.TLS_CLIENT_HELLO) {
-        app = App.TLS;
+        app = TLS;
         this.clientHello(data, p, e, f, dir, seq, payload);
       } else if (start === Start.TLS) {
-        app = App.TLS;
+        app = TLS;
       } else if (start === Start.HTTP_REQUEST || start === Start.HTTP_RESPONSE) {
-        app = App.HTTP;
+        app = HTTP;
       } else {
         const tries = (u8[uo + U.TRIES] as number) + 1;
         u8[uo + U.TRIES] = tries;
-        if (tries >= 4) app = App.OTHER;
+        if (tries >= 4) app = OTHER;
       }
       u8[uo + U.APP] = app;
-    } else if (app === App.TLS) {
+    } else if (wasTls) {
       const pending = this.pendingHello.get(f);
       if (pending && pending.dir === dir) this.continueHello(pending, data, p, e, f, seq, payload);
     }
-    if (app === App.HTTP) this.httpSegment(data, p, e, f);
+    if (app === HTTP) this.httpSegment(data, p, e, f);
     return app;
   }
 

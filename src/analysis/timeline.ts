@@ -47,7 +47,9 @@ export class TimelineBuilder {
       this.binNs = LADDER_NS[0] as number;
       this.limit = MAX_FINE_BINS;
     }
-    const n = 256;
+    // room for every fine bin of the automatic widths from the start: growing while packets arrive would deoptimize
+    // the packet path (its code for growing has never run); only a fixed width may need more
+    const n = fixedNs === undefined ? MAX_FINE_BINS : 256;
     this.packets = new Float64Array(n);
     this.bytes = new Float64Array(n);
     this.outPackets = new Float64Array(n);

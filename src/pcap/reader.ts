@@ -181,15 +181,36 @@ async function readClassic(
   const packet = new PacketRecord(rb);
   packet.linkType = linkType;
 
-  rb.start = 24;
   let pos = 24;
-  let end = rb.end;
+  let end = pos;
   let view = rb.view;
   let need = 16;
   let packets = 0;
   let capturedBytes = 0;
   try {
     for (;;) {
+      // refilling first (a no-op the first time): V8 compiles this function while the packet loop below runs, and
+      // code after that loop which had never run would deoptimize it at the first refill
+      rb.start = pos;
+      if (!(await rb.ensure(need))) {
+        const left = rb.end - rb.start;
+        if (left > 0) {
+          state.truncated = true;
+          state.warn(
+            `the file ends in the middle of packet ${packets + 1}: ${left} of its ` +
+              `${left >= 16 ? `${need} bytes` : 'record header'} at offset ${rb.offsetOf(rb.start)} are there`,
+          );
+        }
+        return;
+      }
+      pos = rb.start;
+      end = rb.end;
+      if (view !== rb.view) {
+        view = rb.view;
+        packet.bytes = rb.buf;
+        packet.view = view;
+      }
+      need = 16;
       while (end - pos >= 16) {
         if (packets >= maxPackets) return;
         const caplen = view.getUint32(pos + 8, le);
@@ -222,26 +243,6 @@ async function readClassic(
         onPacket(packet);
         pos = next;
       }
-      rb.start = pos;
-      if (!(await rb.ensure(need))) {
-        const left = rb.end - rb.start;
-        if (left > 0) {
-          state.truncated = true;
-          state.warn(
-            `the file ends in the middle of packet ${packets + 1}: ${left} of its ` +
-              `${left >= 16 ? `${need} bytes` : 'record header'} at offset ${rb.offsetOf(rb.start)} are there`,
-          );
-        }
-        return;
-      }
-      pos = rb.start;
-      end = rb.end;
-      if (view !== rb.view) {
-        view = rb.view;
-        packet.bytes = rb.buf;
-        packet.view = view;
-      }
-      need = 16;
     }
   } finally {
     state.packets = packets;
