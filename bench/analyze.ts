@@ -9,11 +9,23 @@
  *
  *   node --import tsx bench/analyze.ts [--megabytes 200] [--small-megabytes 50] [--flows 20000] [--runs 9] [--tshark-runs 2]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, fmt, machineInfo, mdTable, numberFlags, requireBuild, runIfMain, stats, writeResults } from './lib.js';
+import {
+  CLI,
+  fmt,
+  machineInfo,
+  mdTable,
+  numberFlags,
+  requireBuild,
+  runIfMain,
+  stats,
+  type Timing,
+  timed,
+  writeResults,
+} from './lib.js';
 import { generateCapture } from './pcap-gen.js';
 
 const WEB_MIX = [
@@ -21,19 +33,6 @@ const WEB_MIX = [
   { size: 700, weight: 3 },
   { size: 1514, weight: 3 },
 ];
-
-interface Timing {
-  wallSeconds: number;
-  maxRssKiB: number;
-}
-
-function timed(argv: string[]): Timing {
-  const result = spawnSync('/usr/bin/time', ['-f', '%e %M', ...argv], { encoding: 'utf8', maxBuffer: 1 << 30 });
-  if (result.status !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr.slice(-2000)}`);
-  const last = result.stderr.trim().split('\n').pop() ?? '';
-  const [wall, rss] = last.split(' ').map(Number);
-  return { wallSeconds: wall ?? Number.NaN, maxRssKiB: rss ?? Number.NaN };
-}
 
 export async function runAnalyzeBench(argv: string[] = []) {
   const flags = numberFlags(argv, { megabytes: 200, smallMegabytes: 50, flows: 20_000, runs: 9, tsharkRuns: 2 });

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, createWriteStream, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -33,6 +33,19 @@ export function requireBuild(): void {
   if (existsSync(CLI)) return;
   process.stderr.write(`${CLI} is missing: run \`npm run build\` first (\`npm run bench\` does).\n`);
   process.exit(1);
+}
+
+/** Wall time and peak RSS of a command, by GNU time (`/usr/bin/time`, Debian package `time`); throws if it fails. */
+export interface Timing {
+  wallSeconds: number;
+  maxRssKiB: number;
+}
+
+export function timed(argv: string[]): Timing {
+  const result = spawnSync('/usr/bin/time', ['-f', '%e %M', ...argv], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (result.status !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr.slice(-2000)}`);
+  const [wall, rss] = (result.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number);
+  return { wallSeconds: wall ?? Number.NaN, maxRssKiB: rss ?? Number.NaN };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -12,24 +12,22 @@
  *
  * Needs `npm run build` (it runs dist/agent/pre-trigger.js), tcpdump, editcap and mergecap; no root.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fmt, machineInfo, mdTable, numberFlags, ROOT_DIR, runIfMain, stats, writeResults } from './lib.js';
+import {
+  fmt,
+  machineInfo,
+  mdTable,
+  numberFlags,
+  ROOT_DIR,
+  runIfMain,
+  stats,
+  type Timing,
+  timed,
+  writeResults,
+} from './lib.js';
 import { generateCapture, IMIX } from './pcap-gen.js';
-
-interface Timing {
-  wallSeconds: number;
-  maxRssKiB: number;
-}
-
-function timed(argv: string[]): Timing {
-  const result = spawnSync('/usr/bin/time', ['-f', '%e %M', ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (result.status !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr.slice(-2000)}`);
-  const [wall, rss] = (result.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number);
-  return { wallSeconds: wall ?? Number.NaN, maxRssKiB: rss ?? Number.NaN };
-}
 
 /** One call of the agent's own code, in a process of its own so that GNU time measures it alone. */
 function agentStep(fn: 'cutRing' | 'joinCapture', options: unknown): string[] {
