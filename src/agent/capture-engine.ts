@@ -227,7 +227,8 @@ function createHandle(
       stopReason = reason;
       // On SIGTERM tcpdump breaks its loop at once: packets in the kernel's unfinished block are never written (and
       // not counted as drops). So, except when cutting the file anyway, wait until that block has been handed over.
-      const drain = reason === 'TotalBytesExceeded' ? Promise.resolve() : sleepUnless(drainMs, () => exitedYet);
+      const drain =
+        reason === 'TotalBytesExceeded' ? Promise.resolve() : drainBlock(child.pid, drainMs, () => exitedYet);
       void drain.then(() => {
         if (exitedYet) return;
         terminated = true;
@@ -302,6 +303,19 @@ function createHandle(
 
 /** tcpdump's block timeout (1 s) plus a margin: by then the kernel has handed over every packet it holds. */
 export const BLOCK_DRAIN_MS = 1200;
+/** How much longer a stop waits while tcpdump is still busy writing a block it was handed (a loaded host). */
+const BUSY_GRACE_MS = 1000;
+
+/**
+ * Waits for the kernel to hand tcpdump its last block (`ms`, less if `done()`), then, while tcpdump is runnable —
+ * handed a block it has not written yet, as on a loaded host where it is scheduled late — up to BUSY_GRACE_MS more:
+ * SIGTERM ends its loop at once, and a block not yet written would be lost.
+ */
+async function drainBlock(pid: number | undefined, ms: number, done: () => boolean): Promise<void> {
+  await sleepUnless(ms, done);
+  const deadline = Date.now() + BUSY_GRACE_MS;
+  while (pid !== undefined && !done() && isRunnable(pid) && Date.now() < deadline) await sleep(20);
+}
 
 /** Sleeps `ms`, or less if `done()` turns true (tcpdump exited by itself). */
 async function sleepUnless(ms: number, done: () => boolean): Promise<void> {
@@ -368,7 +382,7 @@ export function findOrphanTcpdump(pid: number, outFile: string): boolean {
  */
 export async function stopOrphan(pid: number, outFile: string, timeoutMs = 5000): Promise<void> {
   if (!findOrphanTcpdump(pid, outFile)) return;
-  await sleepUnless(BLOCK_DRAIN_MS, () => !isAlive(pid));
+  await drainBlock(pid, BLOCK_DRAIN_MS, () => !isAlive(pid));
   signalIfAlive(pid, 'SIGTERM');
   if (await waitGone(pid, timeoutMs)) return;
   signalIfAlive(pid, 'SIGKILL');
@@ -394,11 +408,21 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
 
 /** A process is alive when /proc has it and it is not a zombie (an orphan's new parent may never reap it). */
 export function isAlive(pid: number): boolean {
+  const state = processState(pid);
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
+/** Running or waiting for a CPU (state R), not asleep in poll(). */
+function isRunnable(pid: number): boolean {
+  return processState(pid) === 'R';
+}
+
+/** The one-letter state of /proc/PID/stat (R, S, D, Z, …), or undefined when there is no such process. */
+function processState(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   } catch {
-    return false;
+    return undefined;
   }
 }
