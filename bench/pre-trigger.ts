@@ -54,7 +54,7 @@ export async function runPreTriggerBench(argv: string[] = []) {
     });
     const ringBytes = statSync(f('ring.pcap')).size;
     const fromMs = 1_767_225_600 * 1000;
-    const pre = { ringFiles: [f('ring.pcap')], fromMs, snaplen: 262_144 };
+    const pre = { ringFiles: [f('ring.pcap')], heldSinceMs: fromMs, fromMs, snaplen: 262_144 };
     const joinOptions = (format: 'pcap' | 'pcapng', out: string) => ({
       preFile: f('pre.pcap'),
       liveFile: f('live.pcap'),

@@ -334,6 +334,7 @@ export function createAgent(options: AgentOptions) {
     try {
       const cut = await cutRing({
         ringFiles: ring.files(),
+        heldSinceMs: ring.heldSinceMs(),
         fromMs,
         bpf: record.job.bpf,
         snaplen: record.job.snaplen,

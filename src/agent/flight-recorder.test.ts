@@ -133,10 +133,14 @@ describe.skipIf(skipReason !== undefined)(`flight recorder${skipReason ? ` (skip
       samples++;
     });
     const floodStart = Date.now();
+    // Before the ring has made all its files, it holds every packet since it started.
+    expect(ring.heldSinceMs()).toBeLessThanOrEqual(floodStart);
     const sent = await flood(60);
     const floodEnd = Date.now();
     await stopSampling();
     const status = ring.status();
+    // Wrapped: it holds every packet only since its oldest file began (what a pre-trigger cut can cover).
+    const heldSince = ring.heldSinceMs() ?? 0;
     await ring.stop();
 
     const captured = (sent * (16 + 128)) / 1e6;
@@ -171,6 +175,7 @@ describe.skipIf(skipReason !== undefined)(`flight recorder${skipReason ? ` (skip
     expect(firstMs).toBeGreaterThan(floodStart + 45_000);
     expect(lastMs).toBeGreaterThan(floodEnd - 2000);
     expect(Date.parse(status.oldestPacketTime ?? '')).toBeGreaterThan(floodStart + 45_000);
+    expect(heldSince).toBeGreaterThan(floodStart + 45_000);
   }, 90_000);
 
   it('deletes files older than maxAgeSeconds, except the one being written', async () => {

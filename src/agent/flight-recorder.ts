@@ -60,6 +60,11 @@ export interface FlightRecorder {
   status(): FlightRecorderStatus;
   /** The ring's files (full paths), oldest first; the one being written is last. */
   files(): string[];
+  /**
+   * From when the ring holds every packet (ms since the epoch): its start while no file has been dropped or reused,
+   * else the first packet of its oldest file; null when it holds no file.
+   */
+  heldSinceMs(): number | null;
 }
 
 export interface RingLayout {
@@ -125,6 +130,9 @@ export function createFlightRecorder(options: FlightRecorderOptions): FlightReco
   let timer: NodeJS.Timeout | undefined;
   let checking = false;
   const scans = new Map<string, ScanCache>();
+  let startedAtMs = 0;
+  /** A file was deleted by the caps, or tcpdump has made all its files and reuses the oldest from now on. */
+  let dropped = false;
 
   /** Stats the ring's files now, oldest first. Ties in mtime (coarse kernel clock) go by ring order. */
   function listFiles(): RingFile[] {
@@ -181,6 +189,8 @@ export function createFlightRecorder(options: FlightRecorderOptions): FlightReco
     }
     state = 'Running';
     stopReason = null;
+    startedAtMs = Date.now();
+    dropped = false;
     log.info({ dir: options.dir, interface: options.interface, snaplen, ...layout }, 'flight recorder started');
     void exited.then(() => onExit(proc));
     timer = setInterval(() => void check(), options.checkIntervalMs ?? 1000);
@@ -246,6 +256,7 @@ export function createFlightRecorder(options: FlightRecorderOptions): FlightReco
       const tooOld = file.mtimeMs < oldestAllowedMs;
       if (!tooOld && total <= layout.boundBytes) break;
       await unlink(file.path).catch(() => {});
+      dropped = true;
       scans.delete(file.path);
       total -= file.size;
       log.debug({ file: basename(file.path), reason: tooOld ? 'age' : 'size' }, 'flight recorder deleted a file');
@@ -293,11 +304,23 @@ export function createFlightRecorder(options: FlightRecorderOptions): FlightReco
     };
   }
 
+  function heldSinceMs(): number | null {
+    const files = listFiles();
+    const oldest = files[0];
+    if (!oldest) return null;
+    if (files.length >= layout.fileCount) dropped = true;
+    if (!dropped) return startedAtMs;
+    const first = scans.get(oldest.path)?.firstPacketTime;
+    // A file without a packet yet was written (its header) when tcpdump opened it.
+    return first ? Date.parse(first) : oldest.mtimeMs;
+  }
+
   return {
     start,
     stop: () => terminate('ManuallyStopped', BLOCK_DRAIN_MS),
     status,
     files: () => listFiles().map((f) => f.path),
+    heldSinceMs,
   };
 }
 

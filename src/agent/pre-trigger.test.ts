@@ -64,6 +64,7 @@ describe.skipIf(skipReason !== undefined)(
       await sleep(BLOCK_DRAIN_MS + 300);
       cut = await cutRing({
         ringFiles: recorder.files(),
+        heldSinceMs: recorder.heldSinceMs(),
         fromMs,
         bpf: `udp and dst port ${PORT}`,
         snaplen: 262_144,
@@ -121,6 +122,7 @@ describe.skipIf(skipReason !== undefined)(
 
       const longer = await cutRing({
         ringFiles: recorder.files(),
+        heldSinceMs: recorder.heldSinceMs(),
         fromMs: startMs - 600_000,
         bpf: '',
         snaplen: 262_144,

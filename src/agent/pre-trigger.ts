@@ -29,6 +29,8 @@ export interface RingCutOptions {
   ringFiles: string[];
   /** The earliest packet wanted, ms since the epoch. */
   fromMs: number;
+  /** From when the ring holds every packet (FlightRecorder.heldSinceMs()). */
+  heldSinceMs: number | null;
   /** The session's compiled filter ('' = every packet), applied by tcpdump exactly as the live capture applies it. */
   bpf: string;
   snaplen: number;
@@ -40,7 +42,7 @@ export interface RingCutOptions {
 export interface RingCut {
   packets: number;
   linkType: number | null;
-  /** From when the ring held everything (ms since the epoch); null when it held nothing. */
+  /** From when the cut holds every packet of [fromMs, now] (ms since the epoch); null when the ring held no file. */
   coveredFromMs: number | null;
 }
 
@@ -57,23 +59,26 @@ const SEAM_ANCHORS = 64;
 export async function cutRing(options: RingCutOptions): Promise<RingCut> {
   let writer: CaptureWriter | null = null;
   let linkType: number | null = null;
-  let coveredFromMs: number | null = null;
+  let coveredFromMs = options.heldSinceMs === null ? null : Math.max(options.fromMs, options.heldSinceMs);
+  let lostOne = false;
   try {
     for (const path of options.ringFiles) {
       const modified = await stat(path).catch(() => null);
       if (!modified) continue; // deleted by the age cap meanwhile
-      // A file last written before fromMs holds only older packets: the ring reaches back past fromMs.
-      if (modified.mtimeMs < options.fromMs) {
-        coveredFromMs = options.fromMs;
-        continue;
-      }
+      // A file last written before fromMs holds only older packets.
+      if (modified.mtimeMs < options.fromMs) continue;
       const bytes = await readFile(path);
       if (bytes.length < PCAP_FILE_HEADER_LENGTH + PCAP_RECORD_HEADER_LENGTH) continue;
-      if (!(await startsWith(path, bytes.subarray(0, PCAP_FILE_HEADER_LENGTH + PCAP_RECORD_HEADER_LENGTH)))) continue;
+      if (!(await startsWith(path, bytes.subarray(0, PCAP_FILE_HEADER_LENGTH + PCAP_RECORD_HEADER_LENGTH)))) {
+        lostOne = true;
+        continue;
+      }
       const header = readPcapHeader(bytes);
       const first = pcapRecords(bytes, header).next();
       if (first.done) continue;
-      coveredFromMs ??= Math.max(options.fromMs, recordTimeMs(first.value));
+      // Reused while read: what it held is lost, so the cut holds everything only from the next file on.
+      if (lostOne && coveredFromMs !== null) coveredFromMs = Math.max(coveredFromMs, recordTimeMs(first.value));
+      lostOne = false;
       const filtered = options.bpf.trim() === '' ? bytes : await filterWithTcpdump(bytes, options);
       if (filtered.length < PCAP_FILE_HEADER_LENGTH) continue;
       const filteredHeader = readPcapHeader(filtered);
