@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import type { TokenCredential } from '@azure/identity';
 import { request, Agent as UndiciAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAgent } from '../../src/agent/agent.js';
 import { createDatabase } from '../../src/db/index.js';
 import { createAzureNetworkWatcher } from '../../src/functions/azure-network-watcher.js';
 import { createCaptureFunction, loadFunctionSettings } from '../../src/functions/capture-function.js';
@@ -20,7 +19,9 @@ import { createLogger } from '../../src/lib/logger.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { alertSamples } from '../alert-fixtures.js';
+import { startInProcessAgent } from '../in-process-agent.js';
 import { startWebhookReceiver } from '../webhook-receiver.js';
+import { poll } from './harness.js';
 
 const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 const LOCATION = 'westus2';
@@ -35,16 +36,6 @@ function rootSkipReason(): string | undefined {
   const reason = 'needs root (the agent runs tcpdump on lo)';
   if (process.env.CI === 'true') throw new Error(`CI=true but this test ${reason}; run it as root`);
   return reason;
-}
-
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function boundUdpSocket(): Promise<{ socket: Socket; port: number }> {
@@ -104,28 +95,15 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
     const ca = await readFile(server.caFile ?? '');
     undici = new UndiciAgent({ connect: { ca } });
 
-    const controller = new AbortController();
-    const agent = createAgent({
-      serverUrl: server.url,
-      enrollToken: adminToken,
+    stopAgent = await startInProcessAgent({
+      server,
+      adminToken,
+      ca,
+      dir,
+      subscriptionId: SUBSCRIPTION,
       name: VM_NAME,
       resourceGroup: RESOURCE_GROUP,
       location: LOCATION,
-      stateDir: join(dir, 'agent'),
-      captureRoot: join(dir, 'captures'),
-      captureInterface: 'lo',
-      ca,
-      heartbeatSeconds: 1,
-      logger: createLogger({ level: 'warn', name: 'agent' }),
-    });
-    const running = agent.run(controller.signal);
-    stopAgent = async () => {
-      controller.abort();
-      await running;
-    };
-    await poll('the agent to register its VM', async () => {
-      const vms = await server.captures.listVms(SUBSCRIPTION);
-      return vms.find((vm) => vm.name === VM_NAME && vm.properties.agent?.status === 'Connected');
     });
 
     const credential: TokenCredential = {
@@ -179,10 +157,14 @@ describe.skipIf(skip)(`the Azure NetworkWatcher adapter against tripcap${skip ? 
       expect(listed.map((c) => c.name)).toEqual(['adapter-short']);
       expect(listed[0]).toMatchObject({ target: VM_ID, status: expect.stringMatching(/^(Running|Stopped)$/) });
 
-      done = await poll<CaptureState>('the capture to stop and its file to be stored', async () => {
-        const state = await watcherPort.getCapture(watcher, 'adapter-short');
-        return state.status === 'Stopped' && state.files.length > 0 ? state : undefined;
-      });
+      done = await poll<CaptureState>(
+        'the capture to stop and its file to be stored',
+        async () => {
+          const state = await watcherPort.getCapture(watcher, 'adapter-short');
+          return state.status === 'Stopped' && state.files.length > 0 ? state : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 200 },
+      );
     } finally {
       stopSending();
     }

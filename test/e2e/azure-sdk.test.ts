@@ -18,13 +18,14 @@ import { NetworkManagementClient, type PacketCaptureResult } from '@azure/arm-ne
 import { BlobServiceClient } from '@azure/storage-blob';
 import { request, Agent as UndiciAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAgent } from '../../src/agent/agent.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { scanPcapFile } from '../../src/pcap/classic.js';
 import { loadServerConfig } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
 import { type Azurite, startAzurite } from '../../src/storage/azurite.test-helper.js';
 import { CAPTURE_CONTAINER } from '../../src/storage/index.js';
+import { startInProcessAgent } from '../in-process-agent.js';
+import { poll } from './harness.js';
 
 const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 const LOCATION = 'westus2';
@@ -48,16 +49,6 @@ function rootSkipReason(): string | undefined {
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function boundUdpSocket(): Promise<{ socket: Socket; port: number; received: () => number }> {
   const socket = createSocket('udp4');
@@ -117,28 +108,15 @@ describe.skipIf(skip)(`the official @azure/arm-network SDK against tripcap${skip
     ca = await readFile(server.caFile ?? '');
     https = new UndiciAgent({ connect: { ca } });
 
-    const controller = new AbortController();
-    const agent = createAgent({
-      serverUrl: server.url,
-      enrollToken: adminToken,
+    stopAgent = await startInProcessAgent({
+      server,
+      adminToken,
+      ca,
+      dir,
+      subscriptionId: SUBSCRIPTION,
       name: VM_NAME,
       resourceGroup: RESOURCE_GROUP,
       location: LOCATION,
-      stateDir: join(dir, 'agent'),
-      captureRoot: join(dir, 'captures'),
-      captureInterface: 'lo',
-      ca,
-      heartbeatSeconds: 1,
-      logger: createLogger({ level: 'warn', name: 'agent' }),
-    });
-    const running = agent.run(controller.signal);
-    stopAgent = async () => {
-      controller.abort();
-      await running;
-    };
-    await poll('the agent to register its VM', async () => {
-      const vms = await server.captures.listVms(SUBSCRIPTION);
-      return vms.find((vm) => vm.name === VM_NAME && vm.properties.agent?.status === 'Connected');
     });
 
     client = new NetworkManagementClient(
@@ -236,7 +214,9 @@ describe.skipIf(skip)(`the official @azure/arm-network SDK against tripcap${skip
       await new Promise<void>((r) => sender.send(`other ${i}`, other.port, '127.0.0.1', () => r()));
     }
     sender.close();
-    await poll('the datagrams to arrive', async () => (sink.received() === MATCHING_PACKETS ? true : undefined));
+    await poll('the datagrams to arrive', async () => (sink.received() === MATCHING_PACKETS ? true : undefined), {
+      timeoutMs: 30_000,
+    });
 
     await client.packetCaptures.beginStopAndWait(WATCHER_RG, WATCHER, CAPTURE, { updateIntervalInMs: 200 });
     const status = await client.packetCaptures.beginGetStatusAndWait(WATCHER_RG, WATCHER, CAPTURE);
@@ -262,11 +242,15 @@ describe.skipIf(skip)(`the official @azure/arm-network SDK against tripcap${skip
       storagePath: string;
       downloadUrl: string;
     };
-    const file = await poll('the agent to upload the file', async () => {
-      const reply = await call('POST', `${server.url}${statusUrl}`);
-      const files = (JSON.parse(reply.body.toString()) as { files: File[] }).files;
-      return files.length > 0 ? files[0] : undefined;
-    });
+    const file = await poll(
+      'the agent to upload the file',
+      async () => {
+        const reply = await call('POST', `${server.url}${statusUrl}`);
+        const files = (JSON.parse(reply.body.toString()) as { files: File[] }).files;
+        return files.length > 0 ? files[0] : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(file.name).toMatch(
       /^subscriptions\/00000000-0000-0000-0000-000000000000\/resourcegroups\/sdk-rg\/providers\/microsoft\.compute\/virtualmachines\/sdk-vm\/\d{4}\/\d{2}\/\d{2}\/packetcapture_\d{2}_\d{2}_\d{2}_\d{3}\.cap$/,
     );
