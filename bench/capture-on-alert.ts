@@ -33,17 +33,18 @@ import { createTwoHosts } from '../test/netns.js';
 import {
   type ArmClient,
   fmt,
+  type LatencyFigures,
+  latencyFigures,
+  latencyRow,
   machineInfo,
   mdTable,
   numberFlags,
   onCleanup,
-  percentile,
   runCleanups,
   runIfMain,
   SUBSCRIPTION,
   sleep,
   startTripcap,
-  stats,
   type Tripcap,
   waitForOperation,
   writeResults,
@@ -256,11 +257,6 @@ function addLoggedStages(samples: AlertSample[], log: string) {
   }
 }
 
-function figure(values: number[]) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), ...stats(values) };
-}
-
 export async function runCaptureOnAlertBench(argv: string[] = []) {
   const options = numberFlags(argv, { alerts: 50, warmup: 2, putEvery: 5, pollMs: 10, gapMs: 250, keepCaptures: 0 });
   const machine = machineInfo();
@@ -351,12 +347,12 @@ export async function runCaptureOnAlertBench(argv: string[] = []) {
   const of = (kind: Kind) => samples.filter((s) => s.kind === kind && !s.warmup);
   const summaryOf = (kind: Kind) => ({
     count: of(kind).length,
-    answerMs: figure(of(kind).map((s) => s.answerMs)),
-    listeningMs: figure(of(kind).map((s) => s.listeningMs)),
-    runningMs: figure(of(kind).map((s) => s.runningMs)),
-    receivedMs: figure(of(kind).map((s) => s.stages?.receivedMs ?? Number.NaN)),
-    acceptedMs: figure(of(kind).map((s) => s.stages?.acceptedMs ?? Number.NaN)),
-    createdMs: figure(of(kind).map((s) => s.stages?.createdMs ?? Number.NaN)),
+    answerMs: latencyFigures(of(kind).map((s) => s.answerMs)),
+    listeningMs: latencyFigures(of(kind).map((s) => s.listeningMs)),
+    runningMs: latencyFigures(of(kind).map((s) => s.runningMs)),
+    receivedMs: latencyFigures(of(kind).map((s) => s.stages?.receivedMs ?? Number.NaN)),
+    acceptedMs: latencyFigures(of(kind).map((s) => s.stages?.acceptedMs ?? Number.NaN)),
+    createdMs: latencyFigures(of(kind).map((s) => s.stages?.createdMs ?? Number.NaN)),
   });
   const summary = { alert: summaryOf('alert'), put: summaryOf('put') };
   const setup = {
@@ -390,20 +386,13 @@ function markdown(r: {
     Kind,
     { count: number } & Record<
       'answerMs' | 'listeningMs' | 'runningMs' | 'receivedMs' | 'acceptedMs' | 'createdMs',
-      ReturnType<typeof figure>
+      LatencyFigures
     >
   >;
   samples: AlertSample[];
 }): string {
   const m = r.machine;
-  const row = (label: string, f: ReturnType<typeof figure>) => [
-    label,
-    fmt.ms(f.p50),
-    fmt.ms(f.p99),
-    fmt.ms(f.min),
-    fmt.ms(f.mean),
-    fmt.ms(f.max),
-  ];
+
   const { alert, put } = r.summary;
   return [
     '# Alert-to-Running latency of capture-on-alert',
@@ -418,17 +407,21 @@ function markdown(r: {
       ['', 'n', 'p50 ms', 'p99 ms', 'min ms', 'mean ms', 'max ms'],
       [
         [`**capture-on-alert** (POST alert)`, alert.count, '', '', '', '', ''],
-        ['POST → job received (server: alert parsed, VMs listed)', '', ...row('', alert.receivedMs).slice(1)],
-        ["POST → job recorded (server log 'alert received')", '', ...row('', alert.acceptedMs).slice(1)],
-        ['POST → 202', '', ...row('', alert.answerMs).slice(1)],
-        ["POST → capture created (server log 'packet capture created')", '', ...row('', alert.createdMs).slice(1)],
-        ['POST → tcpdump listening (`captureStartTime`)', '', ...row('', alert.listeningMs).slice(1)],
-        ['**POST → Running** (queryStatus)', '', ...row('', alert.runningMs).slice(1)],
+        ['POST → job received (server: alert parsed, VMs listed)', '', ...latencyRow('', alert.receivedMs).slice(1)],
+        ["POST → job recorded (server log 'alert received')", '', ...latencyRow('', alert.acceptedMs).slice(1)],
+        ['POST → 202', '', ...latencyRow('', alert.answerMs).slice(1)],
+        [
+          "POST → capture created (server log 'packet capture created')",
+          '',
+          ...latencyRow('', alert.createdMs).slice(1),
+        ],
+        ['POST → tcpdump listening (`captureStartTime`)', '', ...latencyRow('', alert.listeningMs).slice(1)],
+        ['**POST → Running** (queryStatus)', '', ...latencyRow('', alert.runningMs).slice(1)],
         ['**plain PUT** (same capture, same VM)', put.count, '', '', '', '', ''],
-        ["PUT → capture created (server log 'packet capture created')", '', ...row('', put.createdMs).slice(1)],
-        ['PUT → 201', '', ...row('', put.answerMs).slice(1)],
-        ['PUT → tcpdump listening (`captureStartTime`)', '', ...row('', put.listeningMs).slice(1)],
-        ['**PUT → Running** (queryStatus)', '', ...row('', put.runningMs).slice(1)],
+        ["PUT → capture created (server log 'packet capture created')", '', ...latencyRow('', put.createdMs).slice(1)],
+        ['PUT → 201', '', ...latencyRow('', put.answerMs).slice(1)],
+        ['PUT → tcpdump listening (`captureStartTime`)', '', ...latencyRow('', put.listeningMs).slice(1)],
+        ['**PUT → Running** (queryStatus)', '', ...latencyRow('', put.runningMs).slice(1)],
       ],
     ),
     '',

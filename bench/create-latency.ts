@@ -27,17 +27,18 @@ import { createTwoHosts } from '../test/netns.js';
 import {
   fmt,
   inNetns,
+  type LatencyFigures,
+  latencyFigures,
+  latencyRow,
   machineInfo,
   mdTable,
   numberFlags,
   onCleanup,
-  percentile,
   runCleanups,
   runIfMain,
   sleep,
   spawnProcess,
   startTripcap,
-  stats,
   type Tripcap,
   waitForOperation,
   writeResults,
@@ -121,11 +122,6 @@ async function bareTcpdump(ns: string, ifname: string, file: string) {
   return { listeningMs, stopMs: performance.now() - s0 };
 }
 
-function figure(values: number[]) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), ...stats(values) };
-}
-
 export async function runCreateLatency(argv: string[] = []) {
   const options = numberFlags(argv, { captures: 20, warmup: 1, pollMs: 10, gapMs: 1000 });
   const machine = machineInfo();
@@ -162,18 +158,18 @@ export async function runCreateLatency(argv: string[] = []) {
   const of = (mode: Mode) => samples.filter((s) => s.mode === mode && !s.warmup);
   const modeSummary = (mode: Mode) => ({
     captures: of(mode).length,
-    putMs: figure(of(mode).map((s) => s.putMs)),
-    listeningMs: figure(of(mode).map((s) => s.listeningMs)),
-    runningMs: figure(of(mode).map((s) => s.runningMs)),
-    stopMs: figure(of(mode).map((s) => s.stopMs)),
+    putMs: latencyFigures(of(mode).map((s) => s.putMs)),
+    listeningMs: latencyFigures(of(mode).map((s) => s.listeningMs)),
+    runningMs: latencyFigures(of(mode).map((s) => s.runningMs)),
+    stopMs: latencyFigures(of(mode).map((s) => s.stopMs)),
   });
   const summary = {
     idle: modeSummary('idle'),
     backToBack: modeSummary('back-to-back'),
     bareTcpdump: {
       captures: reference.length,
-      listeningMs: figure(reference.map((r) => r.listeningMs)),
-      stopMs: figure(reference.map((r) => r.stopMs)),
+      listeningMs: latencyFigures(reference.map((r) => r.listeningMs)),
+      stopMs: latencyFigures(reference.map((r) => r.stopMs)),
     },
   };
   const setup = {
@@ -197,30 +193,23 @@ function markdown(r: {
   elapsedSeconds: number;
   summary: {
     idle: {
-      putMs: ReturnType<typeof figure>;
-      listeningMs: ReturnType<typeof figure>;
-      runningMs: ReturnType<typeof figure>;
-      stopMs: ReturnType<typeof figure>;
+      putMs: LatencyFigures;
+      listeningMs: LatencyFigures;
+      runningMs: LatencyFigures;
+      stopMs: LatencyFigures;
     };
     backToBack: {
-      putMs: ReturnType<typeof figure>;
-      listeningMs: ReturnType<typeof figure>;
-      runningMs: ReturnType<typeof figure>;
-      stopMs: ReturnType<typeof figure>;
+      putMs: LatencyFigures;
+      listeningMs: LatencyFigures;
+      runningMs: LatencyFigures;
+      stopMs: LatencyFigures;
     };
-    bareTcpdump: { listeningMs: ReturnType<typeof figure>; stopMs: ReturnType<typeof figure> };
+    bareTcpdump: { listeningMs: LatencyFigures; stopMs: LatencyFigures };
   };
   samples: LatencySample[];
 }): string {
   const m = r.machine;
-  const row = (label: string, f: ReturnType<typeof figure>) => [
-    label,
-    fmt.ms(f.p50),
-    fmt.ms(f.p99),
-    fmt.ms(f.min),
-    fmt.ms(f.mean),
-    fmt.ms(f.max),
-  ];
+
   const { idle, backToBack, bareTcpdump: bare } = r.summary;
   return [
     '# Create-to-Running latency of a packet capture',
@@ -235,18 +224,18 @@ function markdown(r: {
       ['', 'p50 ms', 'p99 ms', 'min ms', 'mean ms', 'max ms'],
       [
         ['**idle agent** (create on a quiet host)', '', '', '', '', ''],
-        row('PUT → 201', idle.putMs),
-        row('PUT → tcpdump listening (`captureStartTime`)', idle.listeningMs),
-        row('**PUT → Running** (operation `Succeeded`)', idle.runningMs),
-        row('POST stop → stop operation `Succeeded`', idle.stopMs),
+        latencyRow('PUT → 201', idle.putMs),
+        latencyRow('PUT → tcpdump listening (`captureStartTime`)', idle.listeningMs),
+        latencyRow('**PUT → Running** (operation `Succeeded`)', idle.runningMs),
+        latencyRow('POST stop → stop operation `Succeeded`', idle.stopMs),
         ['**back-to-back** (each request right after the previous state change)', '', '', '', '', ''],
-        row('PUT → 201', backToBack.putMs),
-        row('PUT → tcpdump listening (`captureStartTime`)', backToBack.listeningMs),
-        row('**PUT → Running** (operation `Succeeded`)', backToBack.runningMs),
-        row('POST stop → stop operation `Succeeded`', backToBack.stopMs),
+        latencyRow('PUT → 201', backToBack.putMs),
+        latencyRow('PUT → tcpdump listening (`captureStartTime`)', backToBack.listeningMs),
+        latencyRow('**PUT → Running** (operation `Succeeded`)', backToBack.runningMs),
+        latencyRow('POST stop → stop operation `Succeeded`', backToBack.stopMs),
         ['**reference: bare `tcpdump -i IF -w FILE`**', '', '', '', '', ''],
-        row('spawn → "listening on"', bare.listeningMs),
-        row('SIGTERM → exit', bare.stopMs),
+        latencyRow('spawn → "listening on"', bare.listeningMs),
+        latencyRow('SIGTERM → exit', bare.stopMs),
       ],
     ),
     '',

@@ -489,6 +489,19 @@ export function stats(values: number[]) {
   return { n: v.length, min: v[0] ?? Number.NaN, max: v[v.length - 1] ?? Number.NaN, mean, median: percentile(v, 50) };
 }
 
+/** Latency figures of a set of samples: p50 and p99 (nearest rank) with min, mean and max. */
+export function latencyFigures(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), ...stats(values) };
+}
+
+export type LatencyFigures = ReturnType<typeof latencyFigures>;
+
+/** A table row of latency figures in ms: label, p50, p99, min, mean, max. */
+export function latencyRow(label: string, f: LatencyFigures): string[] {
+  return [label, fmt.ms(f.p50), fmt.ms(f.p99), fmt.ms(f.min), fmt.ms(f.mean), fmt.ms(f.max)];
+}
+
 export function machineInfo() {
   const firstLine = (cmd: string, args: string[]) => {
     try {
