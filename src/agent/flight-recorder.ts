@@ -131,7 +131,7 @@ export function createFlightRecorder(options: FlightRecorderOptions): FlightReco
   let checking = false;
   const scans = new Map<string, ScanCache>();
   let startedAtMs = 0;
-  /** A file was deleted by the caps, or tcpdump has made all its files and reuses the oldest from now on. */
+  /** A file was deleted by the caps. */
   let dropped = false;
 
   /** Stats the ring's files now, oldest first. Ties in mtime (coarse kernel clock) go by ring order. */
@@ -308,8 +308,8 @@ export function createFlightRecorder(options: FlightRecorderOptions): FlightReco
     const files = listFiles();
     const oldest = files[0];
     if (!oldest) return null;
-    if (files.length >= layout.fileCount) dropped = true;
-    if (!dropped) return startedAtMs;
+    // All files made: tcpdump reuses the oldest from now on.
+    if (!dropped && files.length < layout.fileCount) return startedAtMs;
     const first = scans.get(oldest.path)?.firstPacketTime;
     // A file without a packet yet was written (its header) when tcpdump opened it.
     return first ? Date.parse(first) : oldest.mtimeMs;
