@@ -7,9 +7,13 @@ import { errorMessage } from '../lib/errors.js';
 import { VERSION } from '../lib/version.js';
 import type { ServerConfigInput } from '../server/config.js';
 import type { RunningServer } from '../server/server.js';
+import { registerAlertCommands } from './alerts.js';
 import { registerAnalyzeCommand } from './analyze.js';
+import { registerFunctionCommands } from './functions.js';
 import { type ConnectionOptions, withApi } from './lazy-api.js';
+import { registerMetricsCommand } from './metrics.js';
 import { print } from './output.js';
+import { registerPacketCaptureCommands } from './packet-capture.js';
 
 // Commands load what they need when they run: `tripcap analyze` must not pay for the server's modules at start-up.
 const load = {
@@ -339,24 +343,10 @@ connectionOptions(
   });
 });
 
-// `tripcap analyze FILE` starts without the API commands' modules (about 6 ms of its start-up)
-if (process.argv[2] !== 'analyze') {
-  const [
-    { registerPacketCaptureCommands },
-    { registerMetricsCommand },
-    { registerAlertCommands },
-    { registerFunctionCommands },
-  ] = await Promise.all([
-    import('./packet-capture.js'),
-    import('./metrics.js'),
-    import('./alerts.js'),
-    import('./functions.js'),
-  ]);
-  registerPacketCaptureCommands(program, connectionOptions);
-  registerMetricsCommand(program, connectionOptions);
-  registerAlertCommands(program, connectionOptions);
-  registerFunctionCommands(program, connectionOptions);
-}
+registerPacketCaptureCommands(program, connectionOptions);
+registerMetricsCommand(program, connectionOptions);
+registerAlertCommands(program, connectionOptions);
+registerFunctionCommands(program, connectionOptions);
 registerAnalyzeCommand(program);
 
 program
