@@ -249,6 +249,19 @@ describe('Analyzer', () => {
     expect(r.summary.packets).toBe(50);
     expect(r.summary.warnings.join(' ')).toMatch(/More than 20 flows/);
   });
+
+  it('keeps counting the flows it has once the table is full', () => {
+    // the first flow, the second (the table is full), the first again: its start stays at its first packet
+    const r = feed(new Analyzer({ hostIps: [HOST], maxFlows: 2 }), [
+      out('192.0.2.1', 1000, 10, T0),
+      out('192.0.2.1', 1001, 10, T0 + 1),
+      out('192.0.2.1', 1000, 10, T0 + 2),
+      out('192.0.2.1', 1002, 10, T0 + 3),
+      out('192.0.2.1', 1000, 10, T0 + 4),
+    ]);
+    const first = r.conversations.udp.find((c) => c.portB === 1000);
+    expect([first?.frames, first?.relStart, first?.duration]).toEqual([3, 0, 4]);
+  });
 });
 
 describe('parsers and formatting', () => {

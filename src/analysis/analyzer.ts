@@ -11,7 +11,7 @@ import {
   TcpFlag,
   Transport,
 } from '../pcap/decode.js';
-import type { RawPacket, ReadResult } from '../pcap/types.js';
+import type { ClassicRecordFormat, RawPacket, ReadResult, RecordRunCounter } from '../pcap/types.js';
 import {
   classifyStart,
   clientHelloLength,
@@ -25,6 +25,7 @@ import {
 } from './app.js';
 import { buildReport, type FinishContext } from './build-report.js';
 import { FLOW_KEY_WIDTH, FlowTable } from './flow-table.js';
+import { MAX_PACKET_MEMORY, P, PacketMemory, Step } from './packet-path.js';
 import type { Report } from './report.js';
 import { Direction, TimelineBuilder } from './timeline.js';
 
@@ -56,6 +57,12 @@ export interface AnalyzerOptions {
    * as needed either way. Growing while packets arrive costs a rehash and a deoptimization of the packet path.
    */
   expectedFlows?: number;
+  /**
+   * Count runs of common packets in classic pcap files with the WebAssembly path (default true), when the reader is
+   * given `allocateBuffer` and `recordRuns`. false: the TypeScript path counts every packet (the two give the same
+   * report; this is for comparing them).
+   */
+  fastPath?: boolean;
 }
 
 export const DEFAULT_MAX_FLOWS = 1_000_000;
@@ -81,8 +88,8 @@ export const META_PORTS = 1 << 9;
 export const App = { UNKNOWN: 0, DNS: 1, TLS: 2, HTTP: 3, OTHER: 4 } as const;
 export const APP_NAMES = ['', 'dns', 'tls', 'http', ''];
 
-/** TCP state bits (Flows.u8 at U.TCP). */
-export const FlowBit = { SYN: 1, SYN_ACK: 2, RST: 4, RST_FROM_RESPONDER: 8, SEQ0: 16, SEQ1: 32 } as const;
+/** TCP state bits (Flows.u8 at U.TCP). HELLO: a ClientHello split over segments is being put together. */
+export const FlowBit = { SYN: 1, SYN_ACK: 2, RST: 4, RST_FROM_RESPONDER: 8, SEQ0: 16, SEQ1: 32, HELLO: 64 } as const;
 
 /**
  * Per-flow numbers. Each flow is a 128-byte record in the flow table's own memory: the key (words 0–9), small values
@@ -130,9 +137,11 @@ export class Flows {
   constructor(
     readonly table: FlowTable,
     capacity: number,
+    /** Where `cold` comes from when not from the JavaScript heap: the WebAssembly path writes it. */
+    private readonly allocate: (length: number) => Float64Array | undefined = () => undefined,
   ) {
     this.capacity = capacity;
-    this.cold = new Float64Array(capacity * C_STRIDE);
+    this.cold = this.allocate(capacity * C_STRIDE) ?? new Float64Array(capacity * C_STRIDE);
     this.miss = new Float64Array(capacity * M_STRIDE);
     this.tapStart = new Float64Array(capacity);
     this.tapEnd = new Float64Array(capacity);
@@ -141,13 +150,13 @@ export class Flows {
   }
 
   grow(): void {
-    const copy = (a: Float64Array): Float64Array => {
-      const b = new Float64Array(a.length * 2);
+    const copy = (a: Float64Array, allocate?: (length: number) => Float64Array | undefined): Float64Array => {
+      const b = allocate?.(a.length * 2) ?? new Float64Array(a.length * 2);
       b.set(a);
       return b;
     };
     this.capacity *= 2;
-    this.cold = copy(this.cold);
+    this.cold = copy(this.cold, this.allocate);
     this.miss = copy(this.miss);
     this.tapStart = copy(this.tapStart);
     this.tapEnd = copy(this.tapEnd);
@@ -271,8 +280,8 @@ export class Analyzer {
   /** The current packet's time (ns from packet 0), shared with the timeline: doubles passed as arguments are boxed. */
   readonly clock = new Float64Array(1);
   /** Protocol stacks: counters by stack id (see stackId()). */
-  readonly stackPackets = new Float64Array(STACKS);
-  readonly stackBytes = new Float64Array(STACKS);
+  declare readonly stackPackets: Float64Array;
+  declare readonly stackBytes: Float64Array;
 
   packets = 0;
   bytes = 0;
@@ -290,8 +299,8 @@ export class Analyzer {
   overflowPackets = 0;
   overflowBytes = 0;
   /** Traffic by direction relative to the host: [none/other, out, in, local, nonIp] packets and bytes. */
-  readonly volumePackets = new Float64Array(5);
-  readonly volumeBytes = new Float64Array(5);
+  declare readonly volumePackets: Float64Array;
+  declare readonly volumeBytes: Float64Array;
 
   tcpSegments = 0;
   tcpDataSegments = 0;
@@ -324,17 +333,22 @@ export class Analyzer {
   hostSource: 'given' | 'inferred' | 'none';
   hostNote: string | undefined;
   private inferring: boolean;
-  private readonly log = {
-    flow: new Int32Array(INFER_AFTER_PACKETS),
-    dir: new Uint8Array(INFER_AFTER_PACKETS),
-    t: new Float64Array(INFER_AFTER_PACKETS),
-    bytes: new Float64Array(INFER_AFTER_PACKETS),
-    n: 0,
-  };
+  /** Packets logged while the host is being inferred (in the packet memory: the WebAssembly path logs too). */
+  declare private readonly log: { flow: Int32Array; dir: Uint8Array; t: Float64Array; bytes: Float64Array; n: number };
 
   readonly maxFlows: number;
   private readonly d: DecodedPacket = createDecodedPacket();
   readonly warnings: string[] = [];
+
+  /** Memory shared with the WebAssembly path (see packet-path.ts); undefined when it is not used. */
+  private readonly packetMemory: PacketMemory | undefined;
+  /**
+   * The memory whose records go to the WebAssembly path: set while the flow table is in it and the host is known
+   * (the TypeScript path logs the packets while it is being inferred).
+   */
+  private fastBuffer: ArrayBufferLike | undefined;
+  /** Packets counted by the WebAssembly path. */
+  fastPackets = 0;
 
   constructor(options: AnalyzerOptions = {}) {
     this.options = options;
@@ -343,14 +357,29 @@ export class Analyzer {
       this.maxFlows,
       Math.min(MAX_INITIAL_FLOWS, Math.max(INITIAL_FLOWS, Math.floor(options.expectedFlows ?? 0))),
     );
-    this.table = new FlowTable(KEY_WIDTH, expected, FLOW_STRIDE_WORDS);
-    this.flows = new Flows(this.table, this.table.capacity);
+    const memory = options.fastPath !== false ? new PacketMemory(packetMemoryBytes(this.maxFlows)) : undefined;
+    this.packetMemory = memory;
+    const doubles = (length: number) => memory?.float64(length) ?? new Float64Array(length);
+    this.stackPackets = doubles(STACKS);
+    this.stackBytes = doubles(STACKS);
+    this.volumePackets = doubles(5);
+    this.volumeBytes = doubles(5);
+    this.log = {
+      flow: memory?.int32(INFER_AFTER_PACKETS) ?? new Int32Array(INFER_AFTER_PACKETS),
+      dir: memory?.uint8(INFER_AFTER_PACKETS) ?? new Uint8Array(INFER_AFTER_PACKETS),
+      t: doubles(INFER_AFTER_PACKETS),
+      bytes: doubles(INFER_AFTER_PACKETS),
+      n: 0,
+    };
+    this.table = new FlowTable(KEY_WIDTH, expected, FLOW_STRIDE_WORDS, memory);
+    this.flows = new Flows(this.table, this.table.capacity, (length) => memory?.float64(length));
     if (options.binSeconds !== undefined && !(options.binSeconds > 0)) {
       throw new RangeError(`binSeconds must be a positive number of seconds, not ${options.binSeconds}`);
     }
     this.timeline = new TimelineBuilder(
       this.clock,
       options.binSeconds !== undefined ? Math.max(1, Math.round(options.binSeconds * 1e9)) : undefined,
+      (length) => memory?.float64(length),
     );
     if (options.hostIps && options.hostIps.length > 0) {
       for (const text of options.hostIps) {
@@ -366,6 +395,184 @@ export class Analyzer {
       this.hostSource = 'none';
       this.inferring = true;
     }
+    this.placeTable();
+  }
+
+  /**
+   * Read buffers in the memory the WebAssembly path reads (ReadOptions.allocateBuffer). A reader takes two; the
+   * readers of one analysis (the files of a ring) come one after another, so the same two serve them all.
+   */
+  readonly allocateBuffer = (bytes: number): Buffer | undefined => {
+    const i = this.readBuffers.length < 2 ? this.readBuffers.length : this.nextReadBuffer++ % 2;
+    const reused = this.readBuffers[i];
+    if (reused?.length === bytes) return reused;
+    const buffer = this.packetMemory?.buffer(bytes);
+    if (buffer) this.readBuffers[i] = buffer;
+    return buffer;
+  };
+  private readonly readBuffers: Buffer[] = [];
+  private nextReadBuffer = 0;
+
+  /**
+   * Decides whether the WebAssembly path counts records: while everything it writes is in its memory (the flow table
+   * may no longer fit after growing). Called after the table was made and whenever it may have grown.
+   */
+  private placeTable(): void {
+    const memory = this.packetMemory;
+    const log = this.log;
+    const arrays = [
+      ...[this.table.slots, this.table.keys, this.flows.cold],
+      ...[this.stackPackets, this.stackBytes, this.volumePackets, this.volumeBytes],
+      ...[log.flow, log.dir, log.t, log.bytes],
+    ];
+    this.fastBuffer = memory && arrays.every((a) => memory.holds(a)) ? memory.memory.buffer : undefined;
+  }
+
+  /**
+   * The reader's hook for runs of classic pcap records (ReadOptions.recordRuns): the WebAssembly path counts what it
+   * can of them, the reader hands the others to onPacket.
+   */
+  readonly recordRuns: RecordRunCounter = {
+    packets: 0,
+    capturedBytes: 0,
+    startClassic: (format) => this.startClassic(format),
+    countRecords: (buf, pos, end, maxPackets) => this.countRecords(buf, pos, end, maxPackets),
+  };
+
+  private startClassic(format: ClassicRecordFormat): boolean {
+    const memory = this.packetMemory;
+    if (!memory) return false;
+    const p = memory.params;
+    p[P.LITTLE_ENDIAN] = format.littleEndian ? 1 : 0;
+    p[P.NANOS_PER_UNIT] = format.nanosecond ? 1 : 1000;
+    p[P.UNITS_PER_SECOND] = format.nanosecond ? 1e9 : 1e6;
+    p[P.LINK_TYPE] = format.linkType;
+    p[P.MAX_CAPTURED] = format.maxCaptured;
+    return true;
+  }
+
+  private countRecords(buf: Buffer, pos: number, end: number, maxPackets: number): number {
+    const runs = this.recordRuns;
+    runs.packets = 0;
+    runs.capturedBytes = 0;
+    const memory = this.packetMemory;
+    if (buf.buffer !== this.fastBuffer || memory === undefined || !memory.holds(this.timeline.packets)) return pos;
+    const p = memory.params;
+    const base = buf.byteOffset;
+    let at = base + pos;
+    this.writeParams(p, maxPackets);
+    for (;;) {
+      at = memory.run(at, base + end);
+      runs.packets += p[P.READ] as number;
+      runs.capturedBytes += p[P.READ_BYTES] as number;
+      p[P.PACKETS_LEFT] = (p[P.PACKETS_LEFT] as number) - (p[P.READ] as number);
+      const step = p[P.STEP] as number;
+      if (step !== 0) this.payloadStep(step, buf, base);
+      if (this.inferring && (p[P.LOG_N] as number) >= INFER_AFTER_PACKETS) {
+        // as the TypeScript path does after logging the last packet
+        this.readParams(p);
+        this.inferHost(false);
+        this.writeParams(p, p[P.PACKETS_LEFT] as number);
+      } else if (step === 0) {
+        break;
+      }
+    }
+    this.readParams(p);
+    this.fastPackets += runs.packets;
+    return at - base;
+  }
+
+  /** The analyzer's state as the WebAssembly path reads it. */
+  private writeParams(p: Float64Array, packetsLeft: number): void {
+    const table = this.table;
+    const tl = this.timeline;
+    const log = this.log;
+    p[P.N] = this.packets;
+    p[P.BYTES] = this.bytes;
+    p[P.CAPTURED] = this.capturedBytes;
+    p[P.CUT] = this.packetsCut;
+    p[P.MIN_T] = this.minT;
+    p[P.MAX_T] = this.maxT;
+    p[P.SIZE] = table.size;
+    p[P.CAPACITY] = table.capacity;
+    p[P.SLOT_MASK] = table.mask;
+    p[P.MAX_FLOWS] = this.maxFlows;
+    p[P.BASE_SECONDS] = this.baseSeconds;
+    p[P.BASE_NANOS] = this.baseNanos;
+    p[P.PACKETS_LEFT] = packetsLeft;
+    p[P.BIN_NS] = tl.binNs;
+    p[P.BIN_COUNT] = tl.count;
+    p[P.BIN_LIMIT] = tl.limit;
+    p[P.BIN_LENGTH] = tl.packets.length;
+    p[P.TCP_SEGMENTS] = this.tcpSegments;
+    p[P.TCP_DATA_SEGMENTS] = this.tcpDataSegments;
+    p[P.RETRANSMISSIONS] = this.retransmissions;
+    p[P.RETRANSMITTED_BYTES] = this.retransmittedBytes;
+    p[P.RESETS] = this.resets;
+    p[P.ZERO_WINDOWS] = this.zeroWindows;
+    p[P.SLOTS_AT] = table.slots.byteOffset;
+    p[P.RECORDS_AT] = table.keys.byteOffset;
+    p[P.COLD_AT] = this.flows.cold.byteOffset;
+    p[P.VOLUME_PACKETS_AT] = this.volumePackets.byteOffset;
+    p[P.VOLUME_BYTES_AT] = this.volumeBytes.byteOffset;
+    p[P.STACK_PACKETS_AT] = this.stackPackets.byteOffset;
+    p[P.STACK_BYTES_AT] = this.stackBytes.byteOffset;
+    p[P.BIN_PACKETS_AT] = tl.packets.byteOffset;
+    p[P.BIN_BYTES_AT] = tl.bytes.byteOffset;
+    p[P.BIN_OUT_PACKETS_AT] = tl.outPackets.byteOffset;
+    p[P.BIN_OUT_BYTES_AT] = tl.outBytes.byteOffset;
+    p[P.BIN_IN_PACKETS_AT] = tl.inPackets.byteOffset;
+    p[P.BIN_IN_BYTES_AT] = tl.inBytes.byteOffset;
+    p[P.INFERRING] = this.inferring ? 1 : 0;
+    p[P.LOG_N] = log.n;
+    p[P.LOG_LIMIT] = INFER_AFTER_PACKETS;
+    p[P.LOG_FLOW_AT] = log.flow.byteOffset;
+    p[P.LOG_DIR_AT] = log.dir.byteOffset;
+    p[P.LOG_T_AT] = log.t.byteOffset;
+    p[P.LOG_BYTES_AT] = log.bytes.byteOffset;
+  }
+
+  /** Takes back what the WebAssembly path counted. */
+  private readParams(p: Float64Array): void {
+    this.packets = p[P.N] as number;
+    this.bytes = p[P.BYTES] as number;
+    this.capturedBytes = p[P.CAPTURED] as number;
+    this.packetsCut = p[P.CUT] as number;
+    // a classic pcap file has one interface: 0
+    if ((p[P.MIN_T] as number) < this.minT) {
+      this.minT = p[P.MIN_T] as number;
+      this.minInterface = 0;
+    }
+    if ((p[P.MAX_T] as number) > this.maxT) {
+      this.maxT = p[P.MAX_T] as number;
+      this.maxInterface = 0;
+    }
+    this.table.size = p[P.SIZE] as number;
+    this.timeline.count = p[P.BIN_COUNT] as number;
+    this.tcpSegments = p[P.TCP_SEGMENTS] as number;
+    this.tcpDataSegments = p[P.TCP_DATA_SEGMENTS] as number;
+    this.retransmissions = p[P.RETRANSMISSIONS] as number;
+    this.retransmittedBytes = p[P.RETRANSMITTED_BYTES] as number;
+    this.resets = p[P.RESETS] as number;
+    this.zeroWindows = p[P.ZERO_WINDOWS] as number;
+    this.log.n = p[P.LOG_N] as number;
+  }
+
+  /** Runs the payload parser the WebAssembly path asked for after counting a packet. */
+  private payloadStep(step: number, buf: Buffer, base: number): void {
+    const p = (this.packetMemory as PacketMemory).params;
+    const f = p[P.STEP_FLOW] as number;
+    const dir = p[P.STEP_DIR] as number;
+    const seq = p[P.STEP_SEQ] as number;
+    const payload = p[P.STEP_PAYLOAD] as number;
+    const from = (p[P.STEP_FROM] as number) - base;
+    const to = (p[P.STEP_TO] as number) - base;
+    if (step === Step.DNS) this.dnsMessage(buf, from, to);
+    else if (step === Step.CLIENT_HELLO) this.clientHello(buf, from, to, f, dir, seq, payload);
+    else if (step === Step.HELLO_MORE) {
+      const pending = this.pendingHello.get(f);
+      if (pending && pending.dir === dir) this.continueHello(pending, buf, from, to, f, seq, payload);
+    } else if (step === Step.HTTP) this.httpSegment(buf, from, to, f);
   }
 
   /** The reader callback. */
@@ -500,6 +707,7 @@ export class Analyzer {
     const flows = this.flows;
     const table = this.table;
     if (table.inserted) {
+      if (this.fastBuffer !== undefined) this.placeTable(); // it may have grown
       flows.init(f);
       table.f64[dbl(f, N.START)] = t;
       table.f64[dbl(f, N.END)] = t;
@@ -592,6 +800,21 @@ export class Analyzer {
   private setHosts(): void {
     this.hostMatch4 = new Float64Array([-1, ...this.hostV4]);
     this.hostMatch6 = new Float64Array([-1, -1, -1, -1, ...this.hostV6]);
+    const memory = this.packetMemory;
+    if (memory) {
+      // the host addresses as the WebAssembly path reads them: words in memory order
+      const v4 = memory.uint32(this.hostV4.length);
+      const v6 = memory.uint32(this.hostV6.length);
+      if (v4 && v6) {
+        v4.set(this.hostV4);
+        v6.set(this.hostV6);
+        const p = memory.params;
+        p[P.HOST4_AT] = v4.byteOffset;
+        p[P.HOST4_COUNT] = this.hostV4.length;
+        p[P.HOST6_AT] = v6.byteOffset;
+        p[P.HOST6_COUNT] = this.hostV6.length / 4;
+      }
+    }
   }
 
   /** Host mask of the flow whose key is in table.key (0 while the host is being inferred: no host addresses yet). */
@@ -864,6 +1087,7 @@ export class Analyzer {
       const buf = new Uint8Array(need);
       buf.set(data.subarray(p, e));
       this.pendingHello.set(f, { dir, nextSeq: (seq + payload) >>> 0, buf, length: e - p, need, segments: 1 });
+      this.flows.setSmall(f, U.TCP, this.flows.small(f, U.TCP) | FlowBit.HELLO);
       return;
     }
     this.sni(parseClientHello(data, p, e)?.sni, f, dir);
@@ -891,6 +1115,7 @@ export class Analyzer {
 
   private finishHello(h: PendingHello, f: number): void {
     this.pendingHello.delete(f);
+    this.flows.setSmall(f, U.TCP, this.flows.small(f, U.TCP) & ~FlowBit.HELLO);
     this.sni(parseClientHello(h.buf, 0, h.length)?.sni, f, h.dir);
   }
 
@@ -1064,4 +1289,15 @@ export { Link };
   // (enough calls for V8 to allocate init()'s feedback vector before the last growths)
   const flows = new Flows(new FlowTable(1, 1), 1);
   for (let f = 0; f < 256; f++) flows.init(f);
+}
+
+/**
+ * Memory for the WebAssembly path: the reader's two buffers (2 MiB each by default), the timeline and other counters,
+ * and a flow table of up to `maxFlows` flows with everything it leaves behind as it grows (each flow: a 128-byte
+ * record, two 4-byte slots and its 64 bytes of `cold`).
+ */
+function packetMemoryBytes(maxFlows: number): number {
+  let entries = 1;
+  while (entries <= maxFlows) entries *= 2;
+  return Math.min(MAX_PACKET_MEMORY, (8 << 20) + 2 * entries * (FLOW_STRIDE_WORDS * 4 + 8 + C_STRIDE * 8));
 }

@@ -14,6 +14,12 @@ export const FLOW_KEY_WIDTH = 10;
  * many flows the packet path waits on cache misses, and a slot array half the size stays in cache more (at load ≤ 1/2
  * most lookups find their entry at the first probe, in the record they were going to read anyway).
  */
+/** Where a table's arrays come from, when not from the JavaScript heap (see PacketMemory); undefined when full. */
+export interface TableMemory {
+  uint32(length: number): Uint32Array | undefined;
+  int32(length: number): Int32Array | undefined;
+}
+
 export class FlowTable {
   /** The key to look up: fill `width` words, then call findOrInsert(). */
   readonly key: Uint32Array;
@@ -26,23 +32,25 @@ export class FlowTable {
   u8: Uint8Array;
   f64: Float64Array;
   readonly stride: number;
-  private slots: Int32Array;
-  private mask: number;
+  /** Entry number per slot (-1: empty), and slots − 1. Replaced when the table grows. */
+  slots: Int32Array;
+  mask: number;
 
   constructor(
     readonly width: number,
     initialEntries = 1024,
     stride = width,
+    private readonly memory?: TableMemory,
   ) {
     this.stride = stride;
     this.key = new Uint32Array(width);
     let slots = 16;
     while (slots < initialEntries * 2) slots *= 2;
-    this.slots = new Int32Array(slots).fill(-1);
+    this.slots = this.int32(slots).fill(-1);
     this.mask = slots - 1;
-    this.keys = new Uint32Array((slots / 2) * stride);
-    this.u8 = new Uint8Array(this.keys.buffer);
-    this.f64 = new Float64Array(this.keys.buffer, 0, stride % 2 === 0 ? this.keys.length / 2 : 0);
+    this.keys = this.uint32((slots / 2) * stride);
+    this.u8 = bytesOf(this.keys);
+    this.f64 = this.doublesOf(this.keys);
   }
 
   /** Entries the records hold before they grow. */
@@ -50,8 +58,9 @@ export class FlowTable {
     return this.keys.length / this.stride;
   }
 
-  /** The entry of `key`, or -1. */
+  /** The entry of `key`, or -1 (and `inserted` false: nothing was). */
   find(): number {
+    this.inserted = false;
     const h = this.hash();
     const slots = this.slots;
     let slot = h & this.mask;
@@ -140,18 +149,29 @@ export class FlowTable {
     return h >>> 0;
   }
 
+  private uint32(length: number): Uint32Array {
+    return this.memory?.uint32(length) ?? new Uint32Array(length);
+  }
+  private int32(length: number): Int32Array {
+    return this.memory?.int32(length) ?? new Int32Array(length);
+  }
+
+  private doublesOf(keys: Uint32Array): Float64Array {
+    return new Float64Array(keys.buffer, keys.byteOffset, this.stride % 2 === 0 ? keys.length / 2 : 0);
+  }
+
   private growEntries(): void {
-    const keys = new Uint32Array(this.keys.length * 2);
+    const keys = this.uint32(this.keys.length * 2);
     keys.set(this.keys);
     this.keys = keys;
-    this.u8 = new Uint8Array(keys.buffer);
-    this.f64 = new Float64Array(keys.buffer, 0, this.stride % 2 === 0 ? keys.length / 2 : 0);
+    this.u8 = bytesOf(keys);
+    this.f64 = this.doublesOf(keys);
   }
 
   /** Rehashes every key from its record (slots keep no hash); `key` is restored, as the caller may still read it. */
   private growSlots(): void {
     const n = (this.mask + 1) * 2;
-    const slots = new Int32Array(n).fill(-1);
+    const slots = this.int32(n).fill(-1);
     const mask = n - 1;
     const key = this.key;
     const keys = this.keys;
@@ -166,6 +186,10 @@ export class FlowTable {
     this.slots = slots;
     this.mask = mask;
   }
+}
+
+function bytesOf(keys: Uint32Array): Uint8Array {
+  return new Uint8Array(keys.buffer, keys.byteOffset, keys.byteLength);
 }
 
 // Growing is rare: the first growth happens after findOrInsert() has been optimized for the packet path, and a call

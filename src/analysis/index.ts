@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { PacketCallback } from '../pcap/reader.js';
 import { readCaptureFile, readCaptureStream } from '../pcap/reader.js';
-import type { RawPacket, ReadOptions, ReadResult } from '../pcap/types.js';
+import type { RawPacket, ReadOptions, ReadResult, RecordRunCounter } from '../pcap/types.js';
 import { Analyzer, type AnalyzerOptions, flowsHint } from './analyzer.js';
 import type { Report } from './report.js';
 
@@ -20,16 +21,45 @@ export interface AnalyzeOptions extends AnalyzerOptions {
 
 const PROGRESS_EVERY_PACKETS = 65_536;
 
-function withProgress(analyzer: Analyzer, onProgress: ((bytes: number) => void) | undefined) {
-  if (!onProgress) return analyzer.onPacket;
-  let bytes = 24;
-  let n = 0;
-  const inner = analyzer.onPacket;
-  return (p: RawPacket) => {
-    inner(p);
-    bytes += 16 + p.capturedLength;
-    if (++n % PROGRESS_EVERY_PACKETS === 0) onProgress(bytes);
+/**
+ * What the reader gets: the analyzer's packet callback and record-run counter, reporting progress (`onProgress`, the
+ * bytes of the packet records read so far) every PROGRESS_EVERY_PACKETS packets or so.
+ */
+function readerHooks(
+  analyzer: Analyzer,
+  options: AnalyzeOptions,
+): { onPacket: PacketCallback; readOptions: ReadOptions } {
+  const readOptions: ReadOptions = {
+    allocateBuffer: analyzer.allocateBuffer,
+    ...(options.signal ? { signal: options.signal } : {}),
   };
+  const onProgress = options.onProgress;
+  if (!onProgress)
+    return { onPacket: analyzer.onPacket, readOptions: { ...readOptions, recordRuns: analyzer.recordRuns } };
+  let next = PROGRESS_EVERY_PACKETS;
+  const report = () => {
+    if (analyzer.packets < next) return;
+    next = analyzer.packets + PROGRESS_EVERY_PACKETS;
+    onProgress(24 + 16 * analyzer.packets + analyzer.capturedBytes);
+  };
+  const runs = analyzer.recordRuns;
+  const recordRuns: RecordRunCounter = {
+    packets: 0,
+    capturedBytes: 0,
+    startClassic: (format) => runs.startClassic(format),
+    countRecords(buf, pos, end, maxPackets) {
+      const at = runs.countRecords(buf, pos, end, maxPackets);
+      this.packets = runs.packets;
+      this.capturedBytes = runs.capturedBytes;
+      report();
+      return at;
+    },
+  };
+  const onPacket = (p: RawPacket) => {
+    analyzer.onPacket(p);
+    report();
+  };
+  return { onPacket, readOptions: { ...readOptions, recordRuns } };
 }
 
 async function loadBaseline(
@@ -53,8 +83,8 @@ export async function analyzeCapture(path: string, options: AnalyzeOptions = {})
   const base = await loadBaseline(options.baseline, options);
   const size = (await stat(path)).size;
   const analyzer = new Analyzer({ expectedFlows: flowsHint(size), ...options });
-  const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
-  const read = await readCaptureFile(path, withProgress(analyzer, options.onProgress), readOptions);
+  const { onPacket, readOptions } = readerHooks(analyzer, options);
+  const read = await readCaptureFile(path, onPacket, readOptions);
   return analyzer.finish(read, {
     path,
     fileSize: size,
@@ -70,8 +100,8 @@ export async function analyzeStream(
 ): Promise<Report> {
   const base = await loadBaseline(options.baseline, options);
   const analyzer = new Analyzer(options);
-  const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
-  const read = await readCaptureStream(stream, withProgress(analyzer, options.onProgress), readOptions);
+  const { onPacket, readOptions } = readerHooks(analyzer, options);
+  const read = await readCaptureStream(stream, onPacket, readOptions);
   return analyzer.finish(read, {
     ...(base.report ? { baseline: base.report } : {}),
     ...(base.file ? { baselineFile: base.file } : {}),
@@ -87,10 +117,10 @@ export async function analyzeStreams(
   options: Omit<AnalyzeOptions, 'baseline'> = {},
 ): Promise<Report> {
   const analyzer = new Analyzer(options);
-  const readOptions: ReadOptions = options.signal ? { signal: options.signal } : {};
+  const { onPacket, readOptions } = readerHooks(analyzer, options);
   let merged: ReadResult | undefined;
   for (const open of sources) {
-    const read = await readCaptureStream(await open(), withProgress(analyzer, options.onProgress), readOptions);
+    const read = await readCaptureStream(await open(), onPacket, readOptions);
     merged = merged
       ? {
           ...merged,

@@ -29,7 +29,8 @@ export class TimelineBuilder {
   inBytes: Float64Array;
   widened = false;
   private ladder: number;
-  private readonly limit: number;
+  /** Bins before they must widen. */
+  readonly limit: number;
 
   /**
    * @param clock clock[0] is the time (ns after the first packet) of the packet being added
@@ -38,6 +39,8 @@ export class TimelineBuilder {
   constructor(
     readonly clock: Float64Array,
     readonly fixedNs?: number,
+    /** Where the columns come from when not from the JavaScript heap (the analyzer's packet memory). */
+    private readonly allocate: (length: number) => Float64Array | undefined = () => undefined,
   ) {
     this.ladder = 0;
     if (fixedNs !== undefined) {
@@ -50,12 +53,12 @@ export class TimelineBuilder {
     // room for every fine bin of the automatic widths from the start: growing while packets arrive would deoptimize
     // the packet path (its code for growing has never run); only a fixed width may need more
     const n = fixedNs === undefined ? MAX_FINE_BINS : 256;
-    this.packets = new Float64Array(n);
-    this.bytes = new Float64Array(n);
-    this.outPackets = new Float64Array(n);
-    this.outBytes = new Float64Array(n);
-    this.inPackets = new Float64Array(n);
-    this.inBytes = new Float64Array(n);
+    this.packets = this.column(n);
+    this.bytes = this.column(n);
+    this.outPackets = this.column(n);
+    this.outBytes = this.column(n);
+    this.inPackets = this.column(n);
+    this.inBytes = this.column(n);
   }
 
   private index(t: number): number {
@@ -96,6 +99,10 @@ export class TimelineBuilder {
     this.inBytes[i] = (this.inBytes[i] as number) + bytes * inbound;
   }
 
+  private column(length: number): Float64Array {
+    return this.allocate(length) ?? new Float64Array(length);
+  }
+
   private columns(): Float64Array[] {
     return [this.packets, this.bytes, this.outPackets, this.outBytes, this.inPackets, this.inBytes];
   }
@@ -104,7 +111,7 @@ export class TimelineBuilder {
     let size = this.packets.length;
     while (size < n) size *= 2;
     const next = this.columns().map((c) => {
-      const a = new Float64Array(size);
+      const a = this.column(size);
       a.set(c);
       return a;
     });

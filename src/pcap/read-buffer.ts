@@ -1,4 +1,4 @@
-import type { CaptureFileInfo, InterfaceInfo, RawPacket, ReadOptions, ReadResult } from './types.js';
+import type { CaptureFileInfo, InterfaceInfo, RawPacket, ReadOptions, ReadResult, RecordRunCounter } from './types.js';
 
 /**
  * Internals shared by the classic pcap and pcapng parsers: where bytes come from, the one reused read buffer, the
@@ -49,8 +49,9 @@ export class ReadBuffer {
     private readonly source: ByteSource,
     size: number,
     private readonly signal: AbortSignal | undefined,
+    allocate: (bytes: number) => Buffer | undefined = () => undefined,
   ) {
-    this.homes = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    this.homes = [allocate(size) ?? Buffer.allocUnsafe(size), allocate(size) ?? Buffer.allocUnsafe(size)];
     this.views = [viewOf(this.homes[0]), viewOf(this.homes[1])];
     this.reserve = Math.floor(size / 4);
     this.buf = this.homes[0];
@@ -200,6 +201,7 @@ export class ReadState {
   stop = false;
   readonly maxPackets: number;
   readonly maxBlockBytes: number;
+  readonly recordRuns: RecordRunCounter | undefined;
   private droppedWarnings = 0;
   private textChars = 0;
   private readonly warnedKeys = new Set<string>();
@@ -221,6 +223,7 @@ export class ReadState {
     };
     this.maxPackets = options.maxPackets !== undefined && options.maxPackets >= 0 ? options.maxPackets : Infinity;
     this.maxBlockBytes = options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES;
+    this.recordRuns = options.recordRuns;
   }
 
   warn(message: string): void {

@@ -92,7 +92,8 @@ export async function readCaptureStream(
 }
 
 async function readSource(source: ByteSource, onPacket: PacketCallback, options: ReadOptions): Promise<ReadResult> {
-  const rb = new ReadBuffer(source, Math.max(options.bufferBytes ?? DEFAULT_BUFFER_BYTES, 4096), options.signal);
+  const size = Math.max(options.bufferBytes ?? DEFAULT_BUFFER_BYTES, 4096);
+  const rb = new ReadBuffer(source, size, options.signal, options.allocateBuffer);
   try {
     if (!(await rb.ensure(4))) {
       throw new CaptureFormatError(
@@ -180,6 +181,9 @@ async function readClassic(
   const maxPackets = state.maxPackets;
   const packet = new PacketRecord(rb);
   packet.linkType = linkType;
+  const runs = state.recordRuns?.startClassic({ littleEndian: le, nanosecond, linkType, maxCaptured })
+    ? state.recordRuns
+    : undefined;
 
   let pos = 24;
   let end = pos;
@@ -212,6 +216,12 @@ async function readClassic(
       }
       need = 16;
       while (end - pos >= 16) {
+        if (runs !== undefined) {
+          pos = runs.countRecords(rb.buf, pos, end, maxPackets - packets);
+          packets += runs.packets;
+          capturedBytes += runs.capturedBytes;
+          if (end - pos < 16) break;
+        }
         if (packets >= maxPackets) return;
         const caplen = view.getUint32(pos + 8, le);
         if (caplen > maxCaptured) {

@@ -113,6 +113,14 @@ export interface ReadOptions {
   maxBlockBytes?: number;
   /** Size of each of the two read buffers that take turns (default 2 MiB). */
   bufferBytes?: number;
+  /**
+   * Makes the two read buffers (`bufferBytes` each), e.g. in memory shared with a consumer that reads packets where
+   * they lie (the analyzer's WebAssembly path); undefined for the default (Buffer.allocUnsafe). Larger blocks get
+   * buffers of their own either way.
+   */
+  allocateBuffer?: (bytes: number) => Buffer | undefined;
+  /** Counts runs of classic pcap records in place of onPacket (the analyzer's WebAssembly path). */
+  recordRuns?: RecordRunCounter;
   /** Called as each interface is declared (before its packets), with its index in `CaptureFileInfo.interfaces`. */
   onInterface?: (iface: InterfaceInfo, index: number) => void;
 }
@@ -123,4 +131,31 @@ export class CaptureFormatError extends Error {
     super(message);
     this.name = 'CaptureFormatError';
   }
+}
+
+/** How a classic pcap file's records are laid out (for RecordRunCounter). */
+export interface ClassicRecordFormat {
+  littleEndian: boolean;
+  nanosecond: boolean;
+  linkType: number;
+  /** A record claiming more captured bytes is corrupt: the reader's onPacket path reports it. */
+  maxCaptured: number;
+}
+
+/**
+ * Counts runs of classic pcap records where they lie in the read buffer, for a consumer that does this faster than
+ * one onPacket call per record. The reader hands it each stretch of complete records, and onPacket the record it
+ * stops at; records it counted never reach onPacket.
+ */
+export interface RecordRunCounter {
+  /** Called with the file's layout before its records; false: not for this file. */
+  startClassic(format: ClassicRecordFormat): boolean;
+  /**
+   * Counts complete records of `buf` from `pos` (data ends at `end`), at most `maxPackets`; returns where it stopped
+   * (the first record it leaves to onPacket, or where the complete records end) and sets `packets` and
+   * `capturedBytes` to what it counted.
+   */
+  countRecords(buf: Buffer, pos: number, end: number, maxPackets: number): number;
+  packets: number;
+  capturedBytes: number;
 }

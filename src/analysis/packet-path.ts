@@ -1,0 +1,97 @@
+import type { TableMemory } from './flow-table.js';
+import { PACKET_PATH_WASM } from './packet-path-wasm.js';
+
+export { P, Step } from './packet-path-wasm.js';
+
+/**
+ * The analyzer's fast packet path (src/analysis/wasm/packet-path.ts, WebAssembly) and the memory it shares with the
+ * analyzer: the reader's buffers (so the path reads packets where they were read) and the flow table (so both paths
+ * count into the same records). The analyzer hands a packet to it first; what it declines (returns 0 for) the
+ * analyzer's TypeScript path counts.
+ *
+ * The memory is reserved whole at the start and never grows, so that views of it never detach (the kernel commits a
+ * page only when it is first written: what is reserved and not used costs address space, not memory). Allocation is
+ * a bump of a pointer: a flow table that grows leaves its old arrays behind, at most as much again as its final size.
+ */
+
+// Node has WebAssembly; TypeScript declares it only with the DOM library: the little used here.
+declare global {
+  namespace WebAssembly {
+    class Memory {
+      constructor(descriptor: { initial: number; maximum?: number });
+      readonly buffer: ArrayBuffer;
+    }
+    class Module {
+      constructor(bytes: Uint8Array);
+    }
+    class Instance {
+      constructor(module: Module, imports: Record<string, Record<string, unknown>>);
+      readonly exports: Record<string, unknown>;
+    }
+  }
+}
+
+const PAGE = 65_536;
+/** WebAssembly's 32-bit addresses allow 4 GiB; a larger reservation than this is not worth its address space. */
+export const MAX_PACKET_MEMORY = 1 << 30;
+/** The parameter block at byte 0 (P): 64 doubles (scripts/build-wasm.ts checks that P stays within them). */
+const PARAM_BYTES = 512;
+
+let compiled: WebAssembly.Module | undefined;
+
+export class PacketMemory implements TableMemory {
+  readonly memory: WebAssembly.Memory;
+  /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */
+  readonly run: (from: number, to: number) => number;
+  /** The parameter block run() reads and writes. */
+  readonly params: Float64Array;
+  private used = PARAM_BYTES;
+
+  constructor(bytes: number) {
+    const pages = Math.ceil(Math.min(bytes, MAX_PACKET_MEMORY) / PAGE);
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    compiled ??= new WebAssembly.Module(Buffer.from(PACKET_PATH_WASM, 'base64'));
+    const exports = new WebAssembly.Instance(compiled, { env: { memory: this.memory } }).exports;
+    this.run = exports.run as PacketMemory['run'];
+    this.params = new Float64Array(this.memory.buffer, 0, PARAM_BYTES / 8);
+  }
+
+  /** The offset of `bytes` free bytes (8-byte aligned), or undefined when the memory is used up. */
+  private take(bytes: number): number | undefined {
+    const at = this.used;
+    if (at + bytes > this.memory.buffer.byteLength) return undefined;
+    this.used = at + Math.ceil(bytes / 8) * 8;
+    return at;
+  }
+
+  uint32(length: number): Uint32Array | undefined {
+    const at = this.take(length * 4);
+    return at === undefined ? undefined : new Uint32Array(this.memory.buffer, at, length);
+  }
+
+  int32(length: number): Int32Array | undefined {
+    const at = this.take(length * 4);
+    return at === undefined ? undefined : new Int32Array(this.memory.buffer, at, length);
+  }
+
+  uint8(length: number): Uint8Array | undefined {
+    const at = this.take(length);
+    return at === undefined ? undefined : new Uint8Array(this.memory.buffer, at, length);
+  }
+
+  float64(length: number): Float64Array | undefined {
+    const at = this.take(length * 8);
+    return at === undefined ? undefined : new Float64Array(this.memory.buffer, at, length);
+  }
+
+  /** A buffer for the reader (ReadOptions.allocateBuffer). */
+  buffer(length: number): Buffer | undefined {
+    const at = this.take(length);
+    return at === undefined ? undefined : Buffer.from(this.memory.buffer, at, length);
+  }
+
+  /** Whether `array` lives in this memory. */
+  holds(array: ArrayBufferView): boolean {
+    return array.buffer === this.memory.buffer;
+  }
+}

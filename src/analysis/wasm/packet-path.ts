@@ -1,0 +1,655 @@
+// AssemblyScript: the analyzer's packet path for runs of classic pcap records, compiled to WebAssembly by
+// scripts/build-wasm.ts into src/analysis/packet-path-wasm.ts. It counts the common packet (an IPv4/IPv6 TCP or UDP
+// packet, unfragmented, on Ethernet with or without VLAN tags, Linux SLL/SLL2 or raw IP) exactly as the analyzer's
+// TypeScript path does (analyzer.ts: onPacket, ipPacket, tcp), in the analyzer's own arrays, which live in this
+// memory. Any other packet it leaves, uncounted, to the TypeScript path, which is the reference:
+// src/analysis/packet-path.test.ts compares whole reports of the two. Payloads are looked into by the TypeScript
+// parsers (DNS, TLS ClientHello, HTTP): run() stops after counting such a packet and says which parser it needs.
+//
+// Memory layout: the doubles of the parameter block (P_*, written by packet-path.ts before each run, some read back)
+// at byte 0; the analyzer's arrays where the P_*_AT fields say (flow-table.ts and analyzer.ts layouts).
+
+// parameter block: doubles at byte 8 × index
+const P_N: usize = 0; // packets counted so far (in: the index of the next packet; out: advanced)
+const P_BYTES: usize = 1;
+const P_CAPTURED: usize = 2;
+const P_CUT: usize = 3;
+const P_MIN_T: usize = 4;
+const P_MAX_T: usize = 5;
+const P_SIZE: usize = 6; // flows in the table
+const P_CAPACITY: usize = 7; // flows the records hold before growing
+const P_SLOT_MASK: usize = 8;
+const P_MAX_FLOWS: usize = 9;
+const P_BASE_SECONDS: usize = 10;
+const P_BASE_NANOS: usize = 11;
+const P_LITTLE_ENDIAN: usize = 12;
+const P_NANOS_PER_UNIT: usize = 13;
+const P_UNITS_PER_SECOND: usize = 14;
+const P_LINK_TYPE: usize = 15;
+const P_MAX_CAPTURED: usize = 16;
+const P_PACKETS_LEFT: usize = 17; // maxPackets − packets read
+const P_BIN_NS: usize = 18;
+const P_BIN_COUNT: usize = 19; // bins in use (in and out)
+const P_BIN_LIMIT: usize = 28; // bins before the timeline must widen them
+const P_BIN_LENGTH: usize = 29; // bins the columns hold
+const P_TCP_SEGMENTS: usize = 20;
+const P_TCP_DATA_SEGMENTS: usize = 21;
+const P_RETRANSMISSIONS: usize = 22;
+const P_RETRANSMITTED_BYTES: usize = 23;
+const P_RESETS: usize = 24;
+const P_ZERO_WINDOWS: usize = 25;
+const P_READ: usize = 26; // records run() went past (counted), and their captured bytes
+const P_READ_BYTES: usize = 27;
+// where the arrays are
+const P_SLOTS_AT: usize = 30;
+const P_RECORDS_AT: usize = 31;
+const P_COLD_AT: usize = 32;
+const P_HOST4_AT: usize = 33;
+const P_HOST4_COUNT: usize = 34;
+const P_HOST6_AT: usize = 35;
+const P_HOST6_COUNT: usize = 36;
+const P_VOLUME_PACKETS_AT: usize = 37;
+const P_VOLUME_BYTES_AT: usize = 38;
+const P_STACK_PACKETS_AT: usize = 39;
+const P_STACK_BYTES_AT: usize = 40;
+const P_BIN_PACKETS_AT: usize = 41;
+const P_BIN_BYTES_AT: usize = 42;
+const P_BIN_OUT_PACKETS_AT: usize = 43;
+const P_BIN_OUT_BYTES_AT: usize = 44;
+const P_BIN_IN_PACKETS_AT: usize = 45;
+const P_BIN_IN_BYTES_AT: usize = 46;
+// while the host is being inferred: each packet's flow, direction, time and length logged (Analyzer.log)
+const P_INFERRING: usize = 47;
+const P_LOG_N: usize = 48;
+const P_LOG_LIMIT: usize = 49;
+const P_LOG_FLOW_AT: usize = 57;
+const P_LOG_DIR_AT: usize = 58;
+const P_LOG_T_AT: usize = 59;
+const P_LOG_BYTES_AT: usize = 60;
+// out: the payload parser the last packet needs (STEP_*), with the packet's flow, direction, TCP sequence number and
+// payload length, and the captured payload [STEP_FROM, STEP_TO) as memory offsets
+const P_STEP: usize = 50;
+const P_STEP_FLOW: usize = 51;
+const P_STEP_DIR: usize = 52;
+const P_STEP_SEQ: usize = 53;
+const P_STEP_PAYLOAD: usize = 54;
+const P_STEP_FROM: usize = 55;
+const P_STEP_TO: usize = 56;
+
+const STEP_DNS: u32 = 1;
+const STEP_CLIENT_HELLO: u32 = 2; // a ClientHello starts
+const STEP_HELLO_MORE: u32 = 3; // a segment of the flow while a ClientHello is being put together
+const STEP_HTTP: u32 = 4;
+
+// flow records (analyzer.ts): 128 bytes, key words 0–9, small values at byte 40 (U), doubles N at 48…
+const RECORD_BYTES: usize = 128;
+const U_HOST: usize = 40;
+const U_APP: usize = 41;
+const U_TRIES: usize = 42;
+const U_TCP: usize = 43;
+const U_SYN_DIR: usize = 44;
+const U_STATE: usize = 45;
+const N_FRAMES: usize = 48;
+const N_BYTES: usize = 64;
+const N_START: usize = 80;
+const N_END: usize = 88;
+const N_NEXT_SEQ: usize = 96;
+// Flows.cold: 8 doubles per flow
+const COLD_BYTES: usize = 64;
+const C_TAP_FIRST: usize = 0;
+const C_SYN_TIME: usize = 8;
+const C_RTT: usize = 16;
+const C_RETRANS: usize = 24;
+const C_RESETS: usize = 32;
+const C_ZERO_WINDOWS: usize = 40;
+
+const META_V6: u32 = 1 << 8;
+const META_PORTS: u32 = 1 << 9;
+// State
+const TAP_SEEN: u32 = 1;
+const TAP_DIR: u32 = 2;
+const L4_SEEN: u32 = 4;
+const L4_DIR: u32 = 8;
+const MISSES: u32 = 16 | 32; // IP_MISS, L4_MISS: the flow has fragments, counted by the TypeScript path
+// FlowBit
+const BIT_SYN: u32 = 1;
+const BIT_SYN_ACK: u32 = 2;
+const BIT_RST: u32 = 4;
+const BIT_RST_FROM_RESPONDER: u32 = 8;
+const BIT_HELLO: u32 = 64;
+// App
+const APP_UNKNOWN: u32 = 0;
+const APP_DNS: u32 = 1;
+const APP_TLS: u32 = 2;
+const APP_HTTP: u32 = 3;
+const APP_OTHER: u32 = 4;
+// TcpFlag
+const FIN: u32 = 1;
+const SYN: u32 = 2;
+const RST: u32 = 4;
+const ACK: u32 = 16;
+
+// the packet being counted
+let k0: u32 = 0;
+let k1: u32 = 0;
+let k2: u32 = 0;
+let k3: u32 = 0;
+let k4: u32 = 0;
+let k5: u32 = 0;
+let k6: u32 = 0;
+let k7: u32 = 0;
+let k8: u32 = 0;
+let k9: u32 = 0;
+
+@inline
+function param(i: usize): f64 {
+  return load<f64>(i << 3);
+}
+
+@inline
+function setParam(i: usize, value: f64): void {
+  store<f64>(i << 3, value);
+}
+
+@inline
+function at(i: usize): usize {
+  return <usize>load<f64>(i << 3);
+}
+
+@inline
+function addAt(base: usize, index: usize, value: f64): void {
+  const p = base + (index << 3);
+  store<f64>(p, load<f64>(p) + value);
+}
+
+@inline
+function be16(p: usize): u32 {
+  return <u32>bswap<u16>(load<u16>(p));
+}
+
+@inline
+function be32(p: usize): u32 {
+  return bswap<u32>(load<u32>(p));
+}
+
+// FlowTable.hash() of the 10-word key
+@inline
+function hash(): u32 {
+  let h: u32 =
+    ((k0 ^ (k4 * 0x85ebca6b)) * 0x9e3779b1) ^
+    ((k8 ^ (k9 << 16)) * 0xc2b2ae35) ^
+    ((k1 ^ k2 ^ k3 ^ ((k5 ^ k6 ^ k7) * 0x165667b1)) * 0x27d4eb2f);
+  h ^= h >> 16;
+  h *= 0x85ebca6b;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >> 16;
+  return h;
+}
+
+// appClassifyStart(): Start of app.ts as the App the flow gets (TLS for a ClientHello too), 0 for none
+const START_NONE: u32 = 0;
+const START_CLIENT_HELLO: u32 = 1;
+const START_TLS: u32 = 2;
+const START_HTTP: u32 = 3;
+
+// startsWith() of app.ts for text of up to 8 bytes, given as a little-endian word
+@inline
+function startsWith(p: usize, end: usize, text: u64, length: usize): bool {
+  if (p + length > end) return false;
+  for (let i: usize = 0; i < length; i++) {
+    if (<u64>load<u8>(p + i) != ((text >> (<u64>i << 3)) & 0xff)) return false;
+  }
+  return true;
+}
+
+// METHODS of app.ts
+function httpMethod(p: usize, end: usize): bool {
+  if (startsWith(p, end, 0x20544547, 4)) return true; // 'GET '
+  if (startsWith(p, end, 0x2054534f50, 5)) return true; // 'POST '
+  if (startsWith(p, end, 0x20545550, 4)) return true; // 'PUT '
+  if (startsWith(p, end, 0x2044414548, 5)) return true; // 'HEAD '
+  if (startsWith(p, end, 0x204554454c4544, 7)) return true; // 'DELETE '
+  if (startsWith(p, end, 0x20534e4f4954504f, 8)) return true; // 'OPTIONS '
+  if (startsWith(p, end, 0x204843544150, 6)) return true; // 'PATCH '
+  if (startsWith(p, end, 0x205443454e4e4f43, 8)) return true; // 'CONNECT '
+  if (startsWith(p, end, 0x204543415254, 6)) return true; // 'TRACE '
+  return false;
+}
+
+// classifyStart() of app.ts
+function classifyStart(p: usize, end: usize): u32 {
+  if (end - p < 5) return START_NONE;
+  const c = <u32>load<u8>(p);
+  if (c >= 0x14 && c <= 0x17 && load<u8>(p, 1) == 3 && load<u8>(p, 2) <= 4) {
+    return c == 0x16 && end - p > 5 && load<u8>(p, 5) == 1 ? START_CLIENT_HELLO : START_TLS;
+  }
+  if (c == 0x48 && startsWith(p, end, 0x2e312f50545448, 7)) return START_HTTP; // 'HTTP/1.'
+  if (c >= 0x43 && c <= 0x54 && httpMethod(p, end)) return START_HTTP;
+  return START_NONE;
+}
+
+/**
+ * Counts the complete records from `p` to `end` (memory offsets of a read buffer) until one is left to the
+ * TypeScript path, one needs a payload parser (P_STEP), the inference log is full, or P_PACKETS_LEFT is spent;
+ * returns where it stopped: at the record left over, or after the last one counted.
+ */
+export function run(p: usize, end: usize): usize {
+  setParam(P_STEP, 0);
+  let read: f64 = 0;
+  let readBytes: f64 = 0;
+  const le = param(P_LITTLE_ENDIAN) != 0;
+  const maxCaptured = <u32>param(P_MAX_CAPTURED);
+  const unitsPerSecond = <u32>param(P_UNITS_PER_SECOND);
+  const nanosPerUnit = param(P_NANOS_PER_UNIT);
+  const baseSeconds = param(P_BASE_SECONDS);
+  const baseNanos = param(P_BASE_NANOS);
+  const linkType = <u32>param(P_LINK_TYPE);
+  let left = param(P_PACKETS_LEFT);
+  while (end - p >= 16 && left > 0) {
+    const caplen = le ? load<u32>(p, 8) : be32(p + 8);
+    if (caplen > maxCaptured || p + 16 + <usize>caplen > end) break;
+    const fraction = le ? load<u32>(p, 4) : be32(p + 4);
+    if (fraction >= unitsPerSecond) break;
+    const seconds = le ? load<u32>(p) : be32(p);
+    const wire = le ? load<u32>(p, 12) : be32(p + 12);
+    const t = (<f64>seconds - baseSeconds) * 1e9 + (<f64>fraction * nanosPerUnit - baseNanos);
+    const counted = countPacket(p + 16, caplen, wire, t, linkType);
+    if (counted == 0) break;
+    const n = param(P_N);
+    setParam(P_N, n + 1);
+    setParam(P_BYTES, param(P_BYTES) + <f64>wire);
+    setParam(P_CAPTURED, param(P_CAPTURED) + <f64>caplen);
+    if (caplen < wire) setParam(P_CUT, param(P_CUT) + 1);
+    if (t < param(P_MIN_T)) setParam(P_MIN_T, t);
+    if (t > param(P_MAX_T)) setParam(P_MAX_T, t);
+    read += 1;
+    readBytes += <f64>caplen;
+    left -= 1;
+    p += 16 + <usize>caplen;
+    if (counted == 2 || (param(P_INFERRING) != 0 && param(P_LOG_N) >= param(P_LOG_LIMIT))) break;
+  }
+  setParam(P_READ, read);
+  setParam(P_READ_BYTES, readBytes);
+  return p;
+}
+
+// Counts one packet: 0 when it is left to the TypeScript path (nothing written), 1 when counted, 2 when counted and
+// a payload parser is needed (P_STEP*).
+function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u32): u32 {
+  const n = param(P_N);
+  if (n == 0) return 0; // the first packet sets the analyzer's base time
+  const end = p + caplen;
+  const wire = <f64>wireLength;
+
+  // the timeline bin: index() of timeline.ts, unless the bins must widen or grow (the TypeScript path does that)
+  const bin = t <= 0 ? 0 : Math.floor(t / param(P_BIN_NS));
+  if (bin >= param(P_BIN_LIMIT) || bin >= param(P_BIN_LENGTH)) return 0;
+
+  // link: decodePacket()
+  let link: u32 = 0;
+  let vlan: u32 = 0;
+  let type: u32 = 0;
+  let off: usize = 0;
+  if (linkType == 1) {
+    link = 1;
+    if (caplen < 14) return 0;
+    type = be16(p + 12);
+    off = p + 14;
+    while (type == 0x8100 || type == 0x88a8 || type == 0x9100) {
+      if (off + 4 > end) return 0;
+      vlan = 1;
+      type = be16(off + 2);
+      off += 4;
+    }
+  } else if (linkType == 113) {
+    link = 2;
+    if (caplen < 16) return 0;
+    type = be16(p + 14);
+    off = p + 16;
+  } else if (linkType == 276) {
+    link = 3;
+    if (caplen < 20) return 0;
+    type = be16(p);
+    off = p + 20;
+  } else if (linkType == 101 || linkType == 228 || linkType == 229) {
+    link = 5;
+    if (caplen < 1) return 0;
+    type = load<u8>(p) >> 4 == 6 ? 0x86dd : 0x0800;
+    off = p;
+  } else {
+    return 0;
+  }
+
+  // network: decodeIPv4() / decodeIPv6(), without fragments or extension headers
+  let v6 = false;
+  let proto: u32 = 0;
+  let l4: usize = 0;
+  let datagramEnd: usize = 0;
+  if (type == 0x0800) {
+    if (off + 20 > end) return 0;
+    const vihl = <u32>load<u8>(off);
+    const hlen = <usize>((vihl & 15) << 2);
+    let total = <usize>be16(off + 2);
+    if (vihl >> 4 != 4 || hlen < 20) return 0;
+    if (total == 0) total = end - off; // TSO
+    if (total < hlen || off + hlen > end) return 0;
+    if ((be16(off + 6) & 0x3fff) != 0) return 0; // a fragment
+    proto = load<u8>(off, 9);
+    l4 = off + hlen;
+    datagramEnd = off + total;
+  } else if (type == 0x86dd) {
+    if (off + 40 > end) return 0;
+    if (load<u8>(off) >> 4 != 6) return 0;
+    const payload = <usize>be16(off + 4);
+    proto = load<u8>(off, 6);
+    v6 = true;
+    l4 = off + 40;
+    datagramEnd = payload == 0 ? end : off + 40 + payload;
+    if (l4 > (datagramEnd < end ? datagramEnd : end)) return 0;
+  } else {
+    return 0;
+  }
+  const dend = datagramEnd < end ? datagramEnd : end;
+
+  // transport: decodeTransport() for TCP and UDP
+  let sport: u32 = 0;
+  let dport: u32 = 0;
+  let seq: u32 = 0;
+  let flags: u32 = 0;
+  let window: u32 = 0;
+  let payloadFrom: usize = 0;
+  let payload: u32 = 0;
+  let captured: u32 = 0;
+  if (proto == 6) {
+    if (l4 + 20 > dend) return 0;
+    const doff = <usize>((<u32>load<u8>(l4, 12) >> 4) << 2);
+    if (doff < 20 || l4 + doff > dend) return 0;
+    sport = be16(l4);
+    dport = be16(l4 + 2);
+    seq = be32(l4 + 4);
+    flags = load<u8>(l4, 13);
+    window = be16(l4 + 14);
+    payloadFrom = l4 + doff;
+    payload = datagramEnd > payloadFrom ? <u32>(datagramEnd - payloadFrom) : 0;
+    captured = dend > payloadFrom ? <u32>(dend - payloadFrom) : 0;
+  } else if (proto == 17) {
+    if (l4 + 8 > dend) return 0;
+    sport = be16(l4);
+    dport = be16(l4 + 2);
+    const udpLength = <usize>be16(l4 + 4);
+    const udpEnd = udpLength >= 8 && l4 + udpLength <= datagramEnd ? l4 + udpLength : datagramEnd;
+    const to = dend < udpEnd ? dend : udpEnd;
+    payloadFrom = l4 + 8;
+    captured = to > payloadFrom ? <u32>(to - payloadFrom) : 0;
+  } else {
+    return 0;
+  }
+
+  // the flow key (Analyzer.ipPacket): low (address, port) first; dir 1 when the source is the high side
+  let dir: u32 = 0;
+  if (v6) {
+    const src = off + 8;
+    const dst = off + 24;
+    let cmp: i32 = 0;
+    for (let i: usize = 0; i < 16; i += 4) {
+      const a = be32(src + i);
+      const b = be32(dst + i);
+      if (a != b) {
+        cmp = a < b ? -1 : 1;
+        break;
+      }
+    }
+    if (cmp == 0 && sport != dport) cmp = sport < dport ? -1 : 1;
+    dir = cmp > 0 ? 1 : 0;
+    const lo = dir == 0 ? src : dst;
+    const hi = dir == 0 ? dst : src;
+    k0 = be32(lo);
+    k1 = be32(lo + 4);
+    k2 = be32(lo + 8);
+    k3 = be32(lo + 12);
+    k4 = be32(hi);
+    k5 = be32(hi + 4);
+    k6 = be32(hi + 8);
+    k7 = be32(hi + 12);
+  } else {
+    const src = be32(off + 12);
+    const dst = be32(off + 16);
+    dir = src > dst || (src == dst && sport > dport) ? 1 : 0;
+    k0 = dir == 0 ? src : dst;
+    k4 = dir == 0 ? dst : src;
+    k1 = 0;
+    k2 = 0;
+    k3 = 0;
+    k5 = 0;
+    k6 = 0;
+    k7 = 0;
+  }
+  k8 = dir == 0 ? (sport << 16) | dport : (dport << 16) | sport;
+  k9 = proto | META_PORTS | (v6 ? META_V6 : 0);
+
+  // FlowTable.findOrInsert(), inserting only where the table need not grow (the TypeScript path grows it)
+  const slots = at(P_SLOTS_AT);
+  const records = at(P_RECORDS_AT);
+  const mask = <u32>param(P_SLOT_MASK);
+  let slot = hash() & mask;
+  let f: i32 = -1;
+  for (;;) {
+    const e = load<i32>(slots + (<usize>slot << 2));
+    if (e < 0) break;
+    const r = records + <usize>e * RECORD_BYTES;
+    if (
+      load<u32>(r, 32) == k8 &&
+      load<u32>(r) == k0 &&
+      load<u32>(r, 16) == k4 &&
+      load<u32>(r, 36) == k9 &&
+      load<u32>(r, 4) == k1 &&
+      load<u32>(r, 8) == k2 &&
+      load<u32>(r, 12) == k3 &&
+      load<u32>(r, 20) == k5 &&
+      load<u32>(r, 24) == k6 &&
+      load<u32>(r, 28) == k7
+    ) {
+      f = e;
+      break;
+    }
+    slot = (slot + 1) & mask;
+  }
+  const cold = at(P_COLD_AT);
+  let r: usize = 0;
+  let st: u32 = 0;
+  if (f >= 0) {
+    r = records + <usize>f * RECORD_BYTES;
+    st = load<u8>(r, U_STATE);
+    if (st & MISSES) return 0;
+  } else {
+    const size = param(P_SIZE);
+    if (size >= param(P_MAX_FLOWS) || size >= param(P_CAPACITY) || (size + 1) * 2 > <f64>mask + 1) return 0;
+    f = <i32>size;
+    setParam(P_SIZE, size + 1);
+    r = records + <usize>f * RECORD_BYTES;
+    store<u32>(r, k0);
+    store<u32>(r, k1, 4);
+    store<u32>(r, k2, 8);
+    store<u32>(r, k3, 12);
+    store<u32>(r, k4, 16);
+    store<u32>(r, k5, 20);
+    store<u32>(r, k6, 24);
+    store<u32>(r, k7, 28);
+    store<u32>(r, k8, 32);
+    store<u32>(r, k9, 36);
+    store<i32>(slots + (<usize>slot << 2), f);
+    // Flows.init()
+    const c = cold + <usize>f * COLD_BYTES;
+    store<f64>(c, -1, C_TAP_FIRST);
+    store<f64>(c, -1, C_SYN_TIME);
+    store<f64>(c, -1, C_RTT);
+    store<f64>(r, t, N_START);
+    store<f64>(r, t, N_END);
+    store<u8>(r, <u8>hostMask(v6), U_HOST);
+  }
+  const c = cold + <usize>f * COLD_BYTES;
+  if ((st & TAP_SEEN) == 0) {
+    st |= TAP_SEEN | (dir == 1 ? TAP_DIR : 0);
+    store<f64>(c, n, C_TAP_FIRST);
+  }
+  if ((st & L4_SEEN) == 0) st |= L4_SEEN | (dir == 1 ? L4_DIR : 0);
+  store<u8>(r, <u8>st, U_STATE);
+  addAt(r, (N_FRAMES >> 3) + dir, 1);
+  addAt(r, (N_BYTES >> 3) + dir, wire);
+  if (t < load<f64>(r, N_START)) store<f64>(r, t, N_START);
+  else if (t > load<f64>(r, N_END)) store<f64>(r, t, N_END);
+
+  // direction relative to the host (countDirection), timeline (TimelineBuilder.add)
+  const hosts = <u32>load<u8>(r, U_HOST);
+  const srcHost = (hosts >> dir) & 1;
+  const dstHost = (hosts >> (1 - dir)) & 1;
+  const cls: u32 = srcHost ? (dstHost ? 3 : 1) : dstHost ? 2 : 0;
+  addAt(at(P_VOLUME_PACKETS_AT), cls, 1);
+  addAt(at(P_VOLUME_BYTES_AT), cls, wire);
+  const i = <usize>bin;
+  if (bin >= param(P_BIN_COUNT)) setParam(P_BIN_COUNT, bin + 1);
+  addAt(at(P_BIN_PACKETS_AT), i, 1);
+  addAt(at(P_BIN_BYTES_AT), i, wire);
+  if (cls == 1) {
+    addAt(at(P_BIN_OUT_PACKETS_AT), i, 1);
+    addAt(at(P_BIN_OUT_BYTES_AT), i, wire);
+  } else if (cls == 2) {
+    addAt(at(P_BIN_IN_PACKETS_AT), i, 1);
+    addAt(at(P_BIN_IN_BYTES_AT), i, wire);
+  }
+
+  if (param(P_INFERRING) != 0) {
+    const i = <usize>param(P_LOG_N);
+    store<i32>(at(P_LOG_FLOW_AT) + (i << 2), f);
+    store<u8>(at(P_LOG_DIR_AT) + i, <u8>dir);
+    store<f64>(at(P_LOG_T_AT) + (i << 3), t);
+    store<f64>(at(P_LOG_BYTES_AT) + (i << 3), wire);
+    setParam(P_LOG_N, <f64>(i + 1));
+  }
+
+  let app: u32 = 0;
+  let step: u32 = 0;
+  if (proto == 6) {
+    // Analyzer.tcp()
+    setParam(P_TCP_SEGMENTS, param(P_TCP_SEGMENTS) + 1);
+    const segLen = payload + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0);
+    let bits = <u32>load<u8>(r, U_TCP);
+    const seqBit: u32 = dir == 0 ? 16 : 32;
+    const nextAt = r + N_NEXT_SEQ + (<usize>dir << 3);
+    if (segLen > 0) {
+      setParam(P_TCP_DATA_SEGMENTS, param(P_TCP_DATA_SEGMENTS) + 1);
+      if (bits & seqBit) {
+        const next = <u32>load<f64>(nextAt);
+        const behind = <i32>(seq - next) < 0;
+        const keepAlive = payload <= 1 && (flags & (SYN | FIN | RST)) == 0 && seq + 1 == next;
+        if (behind && !keepAlive) {
+          setParam(P_RETRANSMISSIONS, param(P_RETRANSMISSIONS) + 1);
+          setParam(P_RETRANSMITTED_BYTES, param(P_RETRANSMITTED_BYTES) + <f64>payload);
+          addAt(c, C_RETRANS >> 3, 1);
+        }
+      }
+    }
+    const segEnd = seq + segLen;
+    if ((bits & seqBit) == 0 || <i32>(segEnd - <u32>load<f64>(nextAt)) > 0) {
+      store<f64>(nextAt, <f64>segEnd);
+      bits |= seqBit;
+    }
+    if (flags & RST) {
+      setParam(P_RESETS, param(P_RESETS) + 1);
+      addAt(c, C_RESETS >> 3, 1);
+      bits |= BIT_RST;
+      if (bits & BIT_SYN && dir != <u32>load<u8>(r, U_SYN_DIR)) bits |= BIT_RST_FROM_RESPONDER;
+    } else if (window == 0 && (flags & (SYN | FIN)) == 0) {
+      setParam(P_ZERO_WINDOWS, param(P_ZERO_WINDOWS) + 1);
+      addAt(c, C_ZERO_WINDOWS >> 3, 1);
+    }
+    if (flags & SYN) {
+      if ((flags & ACK) == 0) {
+        if ((bits & BIT_SYN_ACK) == 0) {
+          store<f64>(c, t, C_SYN_TIME);
+          store<u8>(r, <u8>dir, U_SYN_DIR);
+          bits |= BIT_SYN;
+        }
+      } else if (bits & BIT_SYN && (bits & BIT_SYN_ACK) == 0 && dir != <u32>load<u8>(r, U_SYN_DIR)) {
+        store<f64>(c, t - load<f64>(c, C_SYN_TIME), C_RTT);
+        bits |= BIT_SYN_ACK;
+      }
+    }
+    store<u8>(r, <u8>bits, U_TCP);
+    if (captured > 0) {
+      app = load<u8>(r, U_APP);
+      const wasTls = app == APP_TLS;
+      const from = payloadFrom;
+      const to = payloadFrom + <usize>captured;
+      if (app == APP_UNKNOWN) {
+        const start = classifyStart(from, to);
+        if (start == START_CLIENT_HELLO) {
+          app = APP_TLS;
+          step = STEP_CLIENT_HELLO;
+        } else if (start == START_TLS) {
+          app = APP_TLS;
+        } else if (start == START_HTTP) {
+          app = APP_HTTP;
+        } else {
+          const tries = <u32>load<u8>(r, U_TRIES) + 1;
+          store<u8>(r, <u8>tries, U_TRIES);
+          if (tries >= 4) app = APP_OTHER;
+        }
+        store<u8>(r, <u8>app, U_APP);
+      } else if (wasTls && bits & BIT_HELLO) {
+        step = STEP_HELLO_MORE;
+      }
+      if (app == APP_HTTP) step = STEP_HTTP;
+    } else {
+      app = 0; // a TLS or HTTP flow's packet without payload counts at TCP
+    }
+  } else if (sport == 53 || dport == 53) {
+    app = APP_DNS;
+    store<u8>(r, <u8>APP_DNS, U_APP);
+    if (captured >= 12) step = STEP_DNS;
+  }
+
+  // stackId(): ((link × 2 + vlan) × 5 + net) × 7 + l4) × 4 + app, net 1 IPv4 / 2 IPv6, l4 1 TCP / 2 UDP
+  const stackApp = app > 0 && app < APP_OTHER ? app : 0;
+  const stack = <usize>((((link * 2 + vlan) * 5 + (v6 ? 2 : 1)) * 7 + (proto == 6 ? 1 : 2)) * 4 + stackApp);
+  addAt(at(P_STACK_PACKETS_AT), stack, 1);
+  addAt(at(P_STACK_BYTES_AT), stack, wire);
+
+  if (step == 0) return 1;
+  setParam(P_STEP, <f64>step);
+  setParam(P_STEP_FLOW, <f64>f);
+  setParam(P_STEP_DIR, <f64>dir);
+  setParam(P_STEP_SEQ, <f64>seq);
+  setParam(P_STEP_PAYLOAD, <f64>payload);
+  setParam(P_STEP_FROM, <f64>payloadFrom);
+  setParam(P_STEP_TO, <f64>(payloadFrom + <usize>captured));
+  return 2;
+}
+
+// Analyzer.hostMaskOf(): bit 0 when the key's low address is a host address, bit 1 for the high one
+function hostMask(v6: bool): u32 {
+  let mask: u32 = 0;
+  if (v6) {
+    const list = at(P_HOST6_AT);
+    const count = <usize>param(P_HOST6_COUNT);
+    for (let i: usize = 0; i < count; i++) {
+      const h = list + i * 16;
+      const a = load<u32>(h);
+      const b = load<u32>(h, 4);
+      const c = load<u32>(h, 8);
+      const d = load<u32>(h, 12);
+      if (k0 == a && k1 == b && k2 == c && k3 == d) mask |= 1;
+      if (k4 == a && k5 == b && k6 == c && k7 == d) mask |= 2;
+    }
+  } else {
+    const list = at(P_HOST4_AT);
+    const count = <usize>param(P_HOST4_COUNT);
+    for (let i: usize = 0; i < count; i++) {
+      const a = load<u32>(list + i * 4);
+      if (k0 == a) mask |= 1;
+      if (k4 == a) mask |= 2;
+    }
+  }
+  return mask;
+}
