@@ -341,7 +341,7 @@ export class Analyzer {
   readonly warnings: string[] = [];
 
   /** Memory shared with the WebAssembly path (see packet-path.ts); undefined when it is not used. */
-  private readonly packetMemory: PacketMemory | undefined;
+  readonly packetMemory: PacketMemory | undefined;
   /**
    * The memory whose records go to the WebAssembly path: set while the flow table is in it and the host is known
    * (the TypeScript path logs the packets while it is being inferred).
@@ -357,7 +357,8 @@ export class Analyzer {
       this.maxFlows,
       Math.min(MAX_INITIAL_FLOWS, Math.max(INITIAL_FLOWS, Math.floor(options.expectedFlows ?? 0))),
     );
-    const memory = options.fastPath !== false ? new PacketMemory(packetMemoryBytes(this.maxFlows)) : undefined;
+    const memory =
+      options.fastPath !== false ? createPacketMemory(packetMemoryBytes(expected, this.maxFlows)) : undefined;
     this.packetMemory = memory;
     const doubles = (length: number) => memory?.float64(length) ?? new Float64Array(length);
     this.stackPackets = doubles(STACKS);
@@ -1293,11 +1294,21 @@ export { Link };
 
 /**
  * Memory for the WebAssembly path: the reader's two buffers (2 MiB each by default), the timeline and other counters,
- * and a flow table of up to `maxFlows` flows with everything it leaves behind as it grows (each flow: a 128-byte
- * record, two 4-byte slots and its 64 bytes of `cold`).
+ * the flow table with what it leaves behind as it grows (each flow: a 128-byte record, two 4-byte slots and its 64
+ * bytes of `cold`, twice), and the report's tables (about 500 bytes a flow). Room for four times the flows the table
+ * starts with (at least 65,536, at most `maxFlows`): a capture with more flows goes on in the TypeScript path once its
+ * table no longer fits. Pages are committed only when written, so what is reserved and not used costs no memory.
  */
-function packetMemoryBytes(maxFlows: number): number {
-  let entries = 1;
-  while (entries <= maxFlows) entries *= 2;
-  return Math.min(MAX_PACKET_MEMORY, (8 << 20) + 2 * entries * (FLOW_STRIDE_WORDS * 4 + 8 + C_STRIDE * 8));
+function packetMemoryBytes(expectedFlows: number, maxFlows: number): number {
+  const flows = Math.min(maxFlows, Math.max(65_536, 4 * expectedFlows));
+  return Math.min(MAX_PACKET_MEMORY, (8 << 20) + flows * (2 * (FLOW_STRIDE_WORDS * 4 + 8 + C_STRIDE * 8) + 500));
+}
+
+/** The memory, or undefined (the TypeScript path does everything) when the system refuses it. */
+function createPacketMemory(bytes: number): PacketMemory | undefined {
+  try {
+    return new PacketMemory(bytes);
+  } catch {
+    return undefined;
+  }
 }

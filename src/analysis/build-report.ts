@@ -23,6 +23,7 @@ import {
 } from './analyzer.js';
 import { explain, type RemoteFacts } from './explain.js';
 import { FlowTable } from './flow-table.js';
+import type { PacketMemory } from './packet-path.js';
 import type { Conversation, Endpoint, Peer, ProtocolNode, Report, Summary, TcpHealth } from './report.js';
 import { REPORT_VERSION } from './report.js';
 
@@ -122,13 +123,37 @@ function ipPairs(a: Analyzer, cols: ReturnType<typeof flowColumns>) {
   const flows = a.flows;
   const tapF = cols.tapF;
   const tapB = cols.tapB;
-  const ipTable = new FlowTable(9, Math.max(16, nFlows));
-  const ipFrames = new Float64Array(Math.max(1, nFlows) * 2);
-  const ipBytes = new Float64Array(Math.max(1, nFlows) * 2);
-  const ipFirst = new Float64Array(Math.max(1, nFlows)).fill(-1);
-  const ipFirstDir = new Uint8Array(Math.max(1, nFlows));
-  const ipStart = new Float64Array(Math.max(1, nFlows));
-  const ipEnd = new Float64Array(Math.max(1, nFlows));
+  const memory = a.packetMemory;
+  const n = Math.max(1, nFlows);
+  const ipTable = new FlowTable(9, Math.max(16, nFlows), 9, memory);
+  const ipFrames = doubles(memory, n * 2);
+  const ipBytes = doubles(memory, n * 2);
+  const ipFirst = doubles(memory, n).fill(-1);
+  const ipFirstDir = memory?.uint8(n) ?? new Uint8Array(n);
+  const ipStart = doubles(memory, n);
+  const ipEnd = doubles(memory, n);
+  const arrays = [keys, flows.cold, tapF, tapB, cols.tapStart, cols.tapEnd, ipTable.slots, ipTable.keys, ipFrames];
+  if (memory && [...arrays, ipBytes, ipFirst, ipFirstDir, ipStart, ipEnd].every((x) => memory.holds(x))) {
+    ipTable.size = memory.ipPairs(
+      keys.byteOffset,
+      nFlows,
+      flows.cold.byteOffset,
+      tapF.byteOffset,
+      tapB.byteOffset,
+      cols.tapStart.byteOffset,
+      cols.tapEnd.byteOffset,
+      ipTable.slots.byteOffset,
+      ipTable.mask,
+      ipTable.keys.byteOffset,
+      ipFrames.byteOffset,
+      ipBytes.byteOffset,
+      ipFirst.byteOffset,
+      ipFirstDir.byteOffset,
+      ipStart.byteOffset,
+      ipEnd.byteOffset,
+    );
+    return { ipTable, ipFrames, ipBytes, ipFirstDir, ipStart, ipEnd };
+  }
   const k = ipTable.key;
   const cold = flows.cold;
   const u8 = a.table.u8;
@@ -176,9 +201,29 @@ function ipPairs(a: Analyzer, cols: ReturnType<typeof flowColumns>) {
 }
 
 /** Both sides of every IP conversation (a function of its own, for V8: see ipPairs). */
-function ipEndpointTally(ipTable: FlowTable, ipFrames: Float64Array, ipBytes: Float64Array): Tally {
-  const ipTally = new Tally(Math.max(16, ipTable.size * 2));
+function ipEndpointTally(
+  memory: PacketMemory | undefined,
+  ipTable: FlowTable,
+  ipFrames: Float64Array,
+  ipBytes: Float64Array,
+): Tally {
+  const ipTally = new Tally(Math.max(16, ipTable.size * 2), memory);
   const ipKeys = ipTable.keys;
+  const t = ipTally.table;
+  if (memory && [ipKeys, ipFrames, ipBytes, t.slots, t.keys].every((x) => memory.holds(x))) {
+    const { slots, mask, keys } = t;
+    const size = ipTable.size;
+    t.size = memory.ipEndpointTally(
+      ipKeys.byteOffset,
+      size,
+      ipFrames.byteOffset,
+      ipBytes.byteOffset,
+      slots.byteOffset,
+      mask,
+      keys.byteOffset,
+    );
+    return ipTally;
+  }
   for (let c = 0; c < ipTable.size; c++) {
     const at = c * 9;
     const meta = ipKeys[at + 8] as number;
@@ -200,7 +245,21 @@ function ipEndpointTally(ipTable: FlowTable, ipFrames: Float64Array, ipBytes: Fl
 function l4EndpointTally(a: Analyzer, l4F: Float64Array, l4B: Float64Array): Tally {
   const keys = a.table.keys;
   const nFlows = a.table.size;
-  const l4Tally = new Tally(Math.max(16, nFlows * 2));
+  const memory = a.packetMemory;
+  const l4Tally = new Tally(Math.max(16, nFlows * 2), memory);
+  const t = l4Tally.table;
+  if (memory && [keys, l4F, l4B, t.slots, t.keys].every((x) => memory.holds(x))) {
+    t.size = memory.l4EndpointTally(
+      keys.byteOffset,
+      nFlows,
+      l4F.byteOffset,
+      l4B.byteOffset,
+      t.slots.byteOffset,
+      t.mask,
+      t.keys.byteOffset,
+    );
+    return l4Tally;
+  }
   for (let f = 0; f < nFlows; f++) {
     const base = f * FLOW_STRIDE_WORDS;
     const meta = keys[base + 9] as number;
@@ -232,12 +291,13 @@ function flowColumns(a: Analyzer) {
   const u8 = a.table.u8;
   const flows = a.flows;
   const miss = flows.miss;
-  const tapF = new Float64Array(2 * n);
-  const tapB = new Float64Array(2 * n);
-  const l4F = new Float64Array(2 * n);
-  const l4B = new Float64Array(2 * n);
-  const tapStart = new Float64Array(n);
-  const tapEnd = new Float64Array(n);
+  const memory = a.packetMemory;
+  const tapF = doubles(memory, 2 * n);
+  const tapB = doubles(memory, 2 * n);
+  const l4F = doubles(memory, 2 * n);
+  const l4B = doubles(memory, 2 * n);
+  const tapStart = doubles(memory, n);
+  const tapEnd = doubles(memory, n);
   for (let f = 0; f < n; f++) {
     const r = f * REC_DOUBLES;
     const m = f * M_STRIDE;
@@ -258,6 +318,11 @@ function flowColumns(a: Analyzer) {
     tapEnd[f] = ipMiss ? (flows.tapEnd[f] as number) : (f64[r + N.END] as number);
   }
   return { tapF, tapB, l4F, l4B, tapStart, tapEnd };
+}
+
+/** Doubles in the packet memory, where the WebAssembly versions of the aggregations can use them. */
+function doubles(memory: PacketMemory | undefined, length: number): Float64Array {
+  return memory?.float64(length) ?? new Float64Array(length);
 }
 
 function addressText(words: Uint32Array, at: number, v6: boolean): string {
@@ -420,7 +485,7 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   const convUdp = l4Conv(17);
 
   // ---- endpoints: both sides of every conversation
-  const ipTally = ipEndpointTally(ipTable, ipFrames, ipBytes);
+  const ipTally = ipEndpointTally(a.packetMemory, ipTable, ipFrames, ipBytes);
   const l4Tally = l4EndpointTally(a, l4F, l4B);
   const ipEndpoints = (v6: boolean) => ipTally.rows(v6 ? META_V6 : 0, -1, maxRows, false);
   // IPv4 and IPv6 rows in one list: on equal bytes and frames IPv4 rows come first
@@ -613,8 +678,8 @@ function conversation(
 class Tally {
   /** key: 4 address words, port, tag; then 4 doubles (tx frames, tx bytes, rx frames, rx bytes) from word 6. */
   readonly table: FlowTable;
-  constructor(initial: number) {
-    this.table = new FlowTable(6, initial, 14);
+  constructor(initial: number, memory?: PacketMemory) {
+    this.table = new FlowTable(6, initial, 14, memory);
   }
 
   add(

@@ -265,7 +265,7 @@ export function writePcap(
     rec.setUint32(12, p.originalLength ?? p.data.length, true);
     chunks.push(new Uint8Array(rec.buffer), p.data);
   }
-  let file = bytes(...chunks);
+  let file: Uint8Array = Buffer.concat(chunks);
   if (options.cutAt !== undefined) file = file.subarray(0, options.cutAt);
   writeFileSync(path, file);
 }

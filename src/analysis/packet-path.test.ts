@@ -258,6 +258,26 @@ describe('the WebAssembly packet path', () => {
     await expectSameReports(file, { binSeconds: 1e-9 });
   });
 
+  it('hands over to the TypeScript path when the flow table outgrows its memory, with the same report', async () => {
+    // 300,000 flows of one packet each: the table grows past what the memory was reserved for (65,536 flows × 4)
+    const path = join(dir, 'many-flows.pcap');
+    const packets: PacketSpec[] = [];
+    for (let i = 0; i < 300_000; i++) {
+      const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      packets.push({
+        t: T0 + i / 1e5,
+        data: ethernet(0x0800, ipv4({ src, dst: HOST4, protocol: 17 }, udp(1000, 53 + (i % 7)))),
+      });
+    }
+    writePcap(path, LinkType.ETHERNET, packets);
+    const a = new Analyzer({ hostIps: [HOST4] });
+    await readCaptureFile(path, a.onPacket, { allocateBuffer: a.allocateBuffer, recordRuns: a.recordRuns });
+    expect(a.table.size).toBe(300_000);
+    expect(a.fastPackets).toBeGreaterThan(100_000);
+    expect(a.fastPackets).toBeLessThan(300_000);
+    await expectSameReports(path, { hostIps: [HOST4], maxRows: 50 });
+  }, 60_000);
+
   it('gives the same report on the hand-made edge cases and the synthetic corpus', async () => {
     const names = Object.keys(files).filter((n) => !n.startsWith('mixed-'));
     expect(names.length).toBeGreaterThan(10);

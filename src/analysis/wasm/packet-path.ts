@@ -141,6 +141,117 @@ let k7: u32 = 0;
 let k8: u32 = 0;
 let k9: u32 = 0;
 
+// The analyzer's state, from the parameter block: loaded when run() starts, the counts stored back when it returns.
+let packetIndex: f64 = 0;
+let wireBytes: f64 = 0;
+let capturedBytes: f64 = 0;
+let cutPackets: f64 = 0;
+let minTime: f64 = 0;
+let maxTime: f64 = 0;
+let flowCount: f64 = 0;
+let flowCapacity: f64 = 0;
+let flowLimit: f64 = 0;
+let slotMask: u32 = 0;
+let binWidth: f64 = 0;
+let binCount: f64 = 0;
+let binLimit: f64 = 0;
+let binLength: f64 = 0;
+let inferring = false;
+let logCount: f64 = 0;
+let logLimit: f64 = 0;
+let tcpSegments: f64 = 0;
+let tcpDataSegments: f64 = 0;
+let retransmissions: f64 = 0;
+let retransmittedBytes: f64 = 0;
+let resets: f64 = 0;
+let zeroWindows: f64 = 0;
+let slotsAt: usize = 0;
+let recordsAt: usize = 0;
+let coldAt: usize = 0;
+let volumePacketsAt: usize = 0;
+let volumeBytesAt: usize = 0;
+let stackPacketsAt: usize = 0;
+let stackBytesAt: usize = 0;
+let binPacketsAt: usize = 0;
+let binBytesAt: usize = 0;
+let binOutPacketsAt: usize = 0;
+let binOutBytesAt: usize = 0;
+let binInPacketsAt: usize = 0;
+let binInBytesAt: usize = 0;
+let logFlowAt: usize = 0;
+let logDirAt: usize = 0;
+let logTimeAt: usize = 0;
+let logBytesAt: usize = 0;
+let host4At: usize = 0;
+let host4Count: usize = 0;
+let host6At: usize = 0;
+let host6Count: usize = 0;
+
+function loadState(): void {
+  packetIndex = param(P_N);
+  wireBytes = param(P_BYTES);
+  capturedBytes = param(P_CAPTURED);
+  cutPackets = param(P_CUT);
+  minTime = param(P_MIN_T);
+  maxTime = param(P_MAX_T);
+  flowCount = param(P_SIZE);
+  flowCapacity = param(P_CAPACITY);
+  flowLimit = param(P_MAX_FLOWS);
+  slotMask = <u32>param(P_SLOT_MASK);
+  binWidth = param(P_BIN_NS);
+  binCount = param(P_BIN_COUNT);
+  binLimit = param(P_BIN_LIMIT);
+  binLength = param(P_BIN_LENGTH);
+  inferring = param(P_INFERRING) != 0;
+  logCount = param(P_LOG_N);
+  logLimit = param(P_LOG_LIMIT);
+  tcpSegments = param(P_TCP_SEGMENTS);
+  tcpDataSegments = param(P_TCP_DATA_SEGMENTS);
+  retransmissions = param(P_RETRANSMISSIONS);
+  retransmittedBytes = param(P_RETRANSMITTED_BYTES);
+  resets = param(P_RESETS);
+  zeroWindows = param(P_ZERO_WINDOWS);
+  slotsAt = at(P_SLOTS_AT);
+  recordsAt = at(P_RECORDS_AT);
+  coldAt = at(P_COLD_AT);
+  volumePacketsAt = at(P_VOLUME_PACKETS_AT);
+  volumeBytesAt = at(P_VOLUME_BYTES_AT);
+  stackPacketsAt = at(P_STACK_PACKETS_AT);
+  stackBytesAt = at(P_STACK_BYTES_AT);
+  binPacketsAt = at(P_BIN_PACKETS_AT);
+  binBytesAt = at(P_BIN_BYTES_AT);
+  binOutPacketsAt = at(P_BIN_OUT_PACKETS_AT);
+  binOutBytesAt = at(P_BIN_OUT_BYTES_AT);
+  binInPacketsAt = at(P_BIN_IN_PACKETS_AT);
+  binInBytesAt = at(P_BIN_IN_BYTES_AT);
+  logFlowAt = at(P_LOG_FLOW_AT);
+  logDirAt = at(P_LOG_DIR_AT);
+  logTimeAt = at(P_LOG_T_AT);
+  logBytesAt = at(P_LOG_BYTES_AT);
+  host4At = at(P_HOST4_AT);
+  host4Count = at(P_HOST4_COUNT);
+  host6At = at(P_HOST6_AT);
+  host6Count = at(P_HOST6_COUNT);
+}
+
+function storeState(): void {
+  setParam(P_N, packetIndex);
+  setParam(P_BYTES, wireBytes);
+  setParam(P_CAPTURED, capturedBytes);
+  setParam(P_CUT, cutPackets);
+  setParam(P_MIN_T, minTime);
+  setParam(P_MAX_T, maxTime);
+  setParam(P_SIZE, flowCount);
+  setParam(P_BIN_COUNT, binCount);
+  setParam(P_LOG_N, logCount);
+  setParam(P_TCP_SEGMENTS, tcpSegments);
+  setParam(P_TCP_DATA_SEGMENTS, tcpDataSegments);
+  setParam(P_RETRANSMISSIONS, retransmissions);
+  setParam(P_RETRANSMITTED_BYTES, retransmittedBytes);
+  setParam(P_RESETS, resets);
+  setParam(P_ZERO_WINDOWS, zeroWindows);
+}
+
 @inline
 function param(i: usize): f64 {
   return load<f64>(i << 3);
@@ -236,6 +347,7 @@ function classifyStart(p: usize, end: usize): u32 {
  */
 export function run(p: usize, end: usize): usize {
   setParam(P_STEP, 0);
+  loadState();
   let read: f64 = 0;
   let readBytes: f64 = 0;
   const le = param(P_LITTLE_ENDIAN) != 0;
@@ -256,19 +368,19 @@ export function run(p: usize, end: usize): usize {
     const t = (<f64>seconds - baseSeconds) * 1e9 + (<f64>fraction * nanosPerUnit - baseNanos);
     const counted = countPacket(p + 16, caplen, wire, t, linkType);
     if (counted == 0) break;
-    const n = param(P_N);
-    setParam(P_N, n + 1);
-    setParam(P_BYTES, param(P_BYTES) + <f64>wire);
-    setParam(P_CAPTURED, param(P_CAPTURED) + <f64>caplen);
-    if (caplen < wire) setParam(P_CUT, param(P_CUT) + 1);
-    if (t < param(P_MIN_T)) setParam(P_MIN_T, t);
-    if (t > param(P_MAX_T)) setParam(P_MAX_T, t);
+    packetIndex += 1;
+    wireBytes += <f64>wire;
+    capturedBytes += <f64>caplen;
+    if (caplen < wire) cutPackets += 1;
+    if (t < minTime) minTime = t;
+    if (t > maxTime) maxTime = t;
     read += 1;
     readBytes += <f64>caplen;
     left -= 1;
     p += 16 + <usize>caplen;
-    if (counted == 2 || (param(P_INFERRING) != 0 && param(P_LOG_N) >= param(P_LOG_LIMIT))) break;
+    if (counted == 2 || (inferring && logCount >= logLimit)) break;
   }
+  storeState();
   setParam(P_READ, read);
   setParam(P_READ_BYTES, readBytes);
   return p;
@@ -277,14 +389,14 @@ export function run(p: usize, end: usize): usize {
 // Counts one packet: 0 when it is left to the TypeScript path (nothing written), 1 when counted, 2 when counted and
 // a payload parser is needed (P_STEP*).
 function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u32): u32 {
-  const n = param(P_N);
+  const n = packetIndex;
   if (n == 0) return 0; // the first packet sets the analyzer's base time
   const end = p + caplen;
   const wire = <f64>wireLength;
 
   // the timeline bin: index() of timeline.ts, unless the bins must widen or grow (the TypeScript path does that)
-  const bin = t <= 0 ? 0 : Math.floor(t / param(P_BIN_NS));
-  if (bin >= param(P_BIN_LIMIT) || bin >= param(P_BIN_LENGTH)) return 0;
+  const bin = t <= 0 ? 0 : Math.floor(t / binWidth);
+  if (bin >= binLimit || bin >= binLength) return 0;
 
   // link: decodePacket()
   let link: u32 = 0;
@@ -429,9 +541,9 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
   k9 = proto | META_PORTS | (v6 ? META_V6 : 0);
 
   // FlowTable.findOrInsert(), inserting only where the table need not grow (the TypeScript path grows it)
-  const slots = at(P_SLOTS_AT);
-  const records = at(P_RECORDS_AT);
-  const mask = <u32>param(P_SLOT_MASK);
+  const slots = slotsAt;
+  const records = recordsAt;
+  const mask = slotMask;
   let slot = hash() & mask;
   let f: i32 = -1;
   for (;;) {
@@ -455,7 +567,7 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
     }
     slot = (slot + 1) & mask;
   }
-  const cold = at(P_COLD_AT);
+  const cold = coldAt;
   let r: usize = 0;
   let st: u32 = 0;
   if (f >= 0) {
@@ -463,10 +575,10 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
     st = load<u8>(r, U_STATE);
     if (st & MISSES) return 0;
   } else {
-    const size = param(P_SIZE);
-    if (size >= param(P_MAX_FLOWS) || size >= param(P_CAPACITY) || (size + 1) * 2 > <f64>mask + 1) return 0;
+    const size = flowCount;
+    if (size >= flowLimit || size >= flowCapacity || (size + 1) * 2 > <f64>mask + 1) return 0;
     f = <i32>size;
-    setParam(P_SIZE, size + 1);
+    flowCount = size + 1;
     r = records + <usize>f * RECORD_BYTES;
     store<u32>(r, k0);
     store<u32>(r, k1, 4);
@@ -505,47 +617,47 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
   const srcHost = (hosts >> dir) & 1;
   const dstHost = (hosts >> (1 - dir)) & 1;
   const cls: u32 = srcHost ? (dstHost ? 3 : 1) : dstHost ? 2 : 0;
-  addAt(at(P_VOLUME_PACKETS_AT), cls, 1);
-  addAt(at(P_VOLUME_BYTES_AT), cls, wire);
+  addAt(volumePacketsAt, cls, 1);
+  addAt(volumeBytesAt, cls, wire);
   const i = <usize>bin;
-  if (bin >= param(P_BIN_COUNT)) setParam(P_BIN_COUNT, bin + 1);
-  addAt(at(P_BIN_PACKETS_AT), i, 1);
-  addAt(at(P_BIN_BYTES_AT), i, wire);
+  if (bin >= binCount) binCount = bin + 1;
+  addAt(binPacketsAt, i, 1);
+  addAt(binBytesAt, i, wire);
   if (cls == 1) {
-    addAt(at(P_BIN_OUT_PACKETS_AT), i, 1);
-    addAt(at(P_BIN_OUT_BYTES_AT), i, wire);
+    addAt(binOutPacketsAt, i, 1);
+    addAt(binOutBytesAt, i, wire);
   } else if (cls == 2) {
-    addAt(at(P_BIN_IN_PACKETS_AT), i, 1);
-    addAt(at(P_BIN_IN_BYTES_AT), i, wire);
+    addAt(binInPacketsAt, i, 1);
+    addAt(binInBytesAt, i, wire);
   }
 
-  if (param(P_INFERRING) != 0) {
-    const i = <usize>param(P_LOG_N);
-    store<i32>(at(P_LOG_FLOW_AT) + (i << 2), f);
-    store<u8>(at(P_LOG_DIR_AT) + i, <u8>dir);
-    store<f64>(at(P_LOG_T_AT) + (i << 3), t);
-    store<f64>(at(P_LOG_BYTES_AT) + (i << 3), wire);
-    setParam(P_LOG_N, <f64>(i + 1));
+  if (inferring) {
+    const i = <usize>logCount;
+    store<i32>(logFlowAt + (i << 2), f);
+    store<u8>(logDirAt + i, <u8>dir);
+    store<f64>(logTimeAt + (i << 3), t);
+    store<f64>(logBytesAt + (i << 3), wire);
+    logCount += 1;
   }
 
   let app: u32 = 0;
   let step: u32 = 0;
   if (proto == 6) {
     // Analyzer.tcp()
-    setParam(P_TCP_SEGMENTS, param(P_TCP_SEGMENTS) + 1);
+    tcpSegments += 1;
     const segLen = payload + (flags & SYN ? 1 : 0) + (flags & FIN ? 1 : 0);
     let bits = <u32>load<u8>(r, U_TCP);
     const seqBit: u32 = dir == 0 ? 16 : 32;
     const nextAt = r + N_NEXT_SEQ + (<usize>dir << 3);
     if (segLen > 0) {
-      setParam(P_TCP_DATA_SEGMENTS, param(P_TCP_DATA_SEGMENTS) + 1);
+      tcpDataSegments += 1;
       if (bits & seqBit) {
         const next = <u32>load<f64>(nextAt);
         const behind = <i32>(seq - next) < 0;
         const keepAlive = payload <= 1 && (flags & (SYN | FIN | RST)) == 0 && seq + 1 == next;
         if (behind && !keepAlive) {
-          setParam(P_RETRANSMISSIONS, param(P_RETRANSMISSIONS) + 1);
-          setParam(P_RETRANSMITTED_BYTES, param(P_RETRANSMITTED_BYTES) + <f64>payload);
+          retransmissions += 1;
+          retransmittedBytes += <f64>payload;
           addAt(c, C_RETRANS >> 3, 1);
         }
       }
@@ -556,12 +668,12 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
       bits |= seqBit;
     }
     if (flags & RST) {
-      setParam(P_RESETS, param(P_RESETS) + 1);
+      resets += 1;
       addAt(c, C_RESETS >> 3, 1);
       bits |= BIT_RST;
       if (bits & BIT_SYN && dir != <u32>load<u8>(r, U_SYN_DIR)) bits |= BIT_RST_FROM_RESPONDER;
     } else if (window == 0 && (flags & (SYN | FIN)) == 0) {
-      setParam(P_ZERO_WINDOWS, param(P_ZERO_WINDOWS) + 1);
+      zeroWindows += 1;
       addAt(c, C_ZERO_WINDOWS >> 3, 1);
     }
     if (flags & SYN) {
@@ -613,8 +725,8 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
   // stackId(): ((link × 2 + vlan) × 5 + net) × 7 + l4) × 4 + app, net 1 IPv4 / 2 IPv6, l4 1 TCP / 2 UDP
   const stackApp = app > 0 && app < APP_OTHER ? app : 0;
   const stack = <usize>((((link * 2 + vlan) * 5 + (v6 ? 2 : 1)) * 7 + (proto == 6 ? 1 : 2)) * 4 + stackApp);
-  addAt(at(P_STACK_PACKETS_AT), stack, 1);
-  addAt(at(P_STACK_BYTES_AT), stack, wire);
+  addAt(stackPacketsAt, stack, 1);
+  addAt(stackBytesAt, stack, wire);
 
   if (step == 0) return 1;
   setParam(P_STEP, <f64>step);
@@ -631,8 +743,8 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
 function hostMask(v6: bool): u32 {
   let mask: u32 = 0;
   if (v6) {
-    const list = at(P_HOST6_AT);
-    const count = <usize>param(P_HOST6_COUNT);
+    const list = host6At;
+    const count = host6Count;
     for (let i: usize = 0; i < count; i++) {
       const h = list + i * 16;
       const a = load<u32>(h);
@@ -643,8 +755,8 @@ function hostMask(v6: bool): u32 {
       if (k4 == a && k5 == b && k6 == c && k7 == d) mask |= 2;
     }
   } else {
-    const list = at(P_HOST4_AT);
-    const count = <usize>param(P_HOST4_COUNT);
+    const list = host4At;
+    const count = host4Count;
     for (let i: usize = 0; i < count; i++) {
       const a = load<u32>(list + i * 4);
       if (k0 == a) mask |= 1;
@@ -652,4 +764,271 @@ function hostMask(v6: bool): u32 {
     }
   }
   return mask;
+}
+
+// ---- Report tables: build-report.ts's aggregations of the flows (ipPairs, ipEndpointTally, l4EndpointTally) into
+// FlowTables in this memory, sized by the caller so that they never grow. The TypeScript versions are the reference.
+
+let tableSlots: usize = 0;
+let tableMask: u32 = 0;
+let tableKeys: usize = 0;
+let tableSize: u32 = 0;
+let tableInserted = false;
+
+@inline
+function mix(h: u32, word: u32): u32 {
+  return rotl<u32>((h ^ word) * 0x9e3779b1, 15);
+}
+
+@inline
+function finalMix(x: u32): u32 {
+  let h = x;
+  h ^= h >> 16;
+  h *= 0x85ebca6b;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >> 16;
+  return h;
+}
+
+// FlowTable.findOrInsert() of a table of width 9 (stride 9): key k0–k8
+function findOrInsert9(): u32 {
+  let h: u32 = 0x811c9dc5 ^ 9;
+  h = mix(mix(mix(mix(mix(mix(mix(mix(mix(h, k0), k1), k2), k3), k4), k5), k6), k7), k8);
+  let slot = finalMix(h) & tableMask;
+  for (;;) {
+    const e = load<i32>(tableSlots + (<usize>slot << 2));
+    if (e < 0) break;
+    const r = tableKeys + <usize>e * 36;
+    if (
+      load<u32>(r) == k0 &&
+      load<u32>(r, 4) == k1 &&
+      load<u32>(r, 8) == k2 &&
+      load<u32>(r, 12) == k3 &&
+      load<u32>(r, 16) == k4 &&
+      load<u32>(r, 20) == k5 &&
+      load<u32>(r, 24) == k6 &&
+      load<u32>(r, 28) == k7 &&
+      load<u32>(r, 32) == k8
+    ) {
+      tableInserted = false;
+      return <u32>e;
+    }
+    slot = (slot + 1) & tableMask;
+  }
+  const e = tableSize++;
+  const r = tableKeys + <usize>e * 36;
+  store<u32>(r, k0);
+  store<u32>(r, k1, 4);
+  store<u32>(r, k2, 8);
+  store<u32>(r, k3, 12);
+  store<u32>(r, k4, 16);
+  store<u32>(r, k5, 20);
+  store<u32>(r, k6, 24);
+  store<u32>(r, k7, 28);
+  store<u32>(r, k8, 32);
+  store<i32>(tableSlots + (<usize>slot << 2), <i32>e);
+  tableInserted = true;
+  return e;
+}
+
+// Tally.add(): a FlowTable of width 6, stride 14 (key: address words, port, tag; then tx/rx frames and bytes)
+function tallyAdd(address: usize, port: u32, tag: u32, txFrames: f64, txBytes: f64, rxFrames: f64, rxBytes: f64): void {
+  k0 = load<u32>(address);
+  k1 = load<u32>(address, 4);
+  k2 = load<u32>(address, 8);
+  k3 = load<u32>(address, 12);
+  k4 = port;
+  k5 = tag;
+  let h: u32 = 0x811c9dc5 ^ 6;
+  h = mix(mix(mix(mix(mix(mix(h, k0), k1), k2), k3), k4), k5);
+  let slot = finalMix(h) & tableMask;
+  let r: usize = 0;
+  for (;;) {
+    const e = load<i32>(tableSlots + (<usize>slot << 2));
+    if (e < 0) {
+      r = tableKeys + <usize>tableSize * 56;
+      store<u32>(r, k0);
+      store<u32>(r, k1, 4);
+      store<u32>(r, k2, 8);
+      store<u32>(r, k3, 12);
+      store<u32>(r, k4, 16);
+      store<u32>(r, k5, 20);
+      store<i32>(tableSlots + (<usize>slot << 2), <i32>tableSize);
+      tableSize++;
+      break;
+    }
+    r = tableKeys + <usize>e * 56;
+    if (
+      load<u32>(r) == k0 &&
+      load<u32>(r, 4) == k1 &&
+      load<u32>(r, 8) == k2 &&
+      load<u32>(r, 12) == k3 &&
+      load<u32>(r, 16) == k4 &&
+      load<u32>(r, 20) == k5
+    ) {
+      break;
+    }
+    slot = (slot + 1) & tableMask;
+  }
+  store<f64>(r, load<f64>(r, 24) + txFrames, 24);
+  store<f64>(r, load<f64>(r, 32) + txBytes, 32);
+  store<f64>(r, load<f64>(r, 40) + rxFrames, 40);
+  store<f64>(r, load<f64>(r, 48) + rxBytes, 48);
+}
+
+@inline
+function sameAddresses(at: usize): bool {
+  return (
+    load<u32>(at) == load<u32>(at, 16) &&
+    load<u32>(at, 4) == load<u32>(at, 20) &&
+    load<u32>(at, 8) == load<u32>(at, 24) &&
+    load<u32>(at, 12) == load<u32>(at, 28)
+  );
+}
+
+@inline
+function pairAt(base: usize, i: u32): f64 {
+  return load<f64>(base + (<usize>i << 3));
+}
+
+@inline
+function addPair(base: usize, i: u32, value: f64): void {
+  const p = base + (<usize>i << 3);
+  store<f64>(p, load<f64>(p) + value);
+}
+
+/** ipPairs() of build-report.ts: the flows' IP-level counts by address pair, into an empty table; returns its size. */
+export function ipPairs(
+  records: usize,
+  flows: u32,
+  cold: usize,
+  tapF: usize,
+  tapB: usize,
+  tapStart: usize,
+  tapEnd: usize,
+  slots: usize,
+  mask: u32,
+  keys: usize,
+  frames: usize,
+  bytes: usize,
+  first: usize,
+  firstDir: usize,
+  start: usize,
+  end: usize,
+): u32 {
+  tableSlots = slots;
+  tableMask = mask;
+  tableKeys = keys;
+  tableSize = 0;
+  for (let f: u32 = 0; f < flows; f++) {
+    const t0 = pairAt(tapF, 2 * f);
+    const t1 = pairAt(tapF, 2 * f + 1);
+    if (t0 + t1 == 0) continue;
+    const r = records + <usize>f * RECORD_BYTES;
+    k0 = load<u32>(r);
+    k1 = load<u32>(r, 4);
+    k2 = load<u32>(r, 8);
+    k3 = load<u32>(r, 12);
+    k4 = load<u32>(r, 16);
+    k5 = load<u32>(r, 20);
+    k6 = load<u32>(r, 24);
+    k7 = load<u32>(r, 28);
+    k8 = load<u32>(r, 36) & META_V6;
+    const c = findOrInsert9();
+    const inserted = tableInserted;
+    const same = sameAddresses(r);
+    const b0 = pairAt(tapB, 2 * f);
+    const b1 = pairAt(tapB, 2 * f + 1);
+    if (same) {
+      addPair(frames, 2 * c, t0);
+      addPair(bytes, 2 * c, b0);
+      addPair(frames, 2 * c, t1);
+      addPair(bytes, 2 * c, b1);
+    } else {
+      addPair(frames, 2 * c, t0);
+      addPair(bytes, 2 * c, b0);
+      addPair(frames, 2 * c + 1, t1);
+      addPair(bytes, 2 * c + 1, b1);
+    }
+    const firstPacket = load<f64>(cold + <usize>f * COLD_BYTES, C_TAP_FIRST);
+    if (inserted || firstPacket < pairAt(first, c)) {
+      store<f64>(first + (<usize>c << 3), firstPacket);
+      store<u8>(firstDir + <usize>c, same ? 0 : (<u32>load<u8>(r, U_STATE) & TAP_DIR) != 0 ? 1 : 0);
+    }
+    const s = pairAt(tapStart, f);
+    const e = pairAt(tapEnd, f);
+    if (inserted || s < pairAt(start, c)) store<f64>(start + (<usize>c << 3), s);
+    if (inserted || e > pairAt(end, c)) store<f64>(end + (<usize>c << 3), e);
+  }
+  return tableSize;
+}
+
+/** ipEndpointTally() of build-report.ts: both sides of every address pair, into an empty Tally; returns its size. */
+export function ipEndpointTally(
+  pairKeys: usize,
+  pairs: u32,
+  frames: usize,
+  bytes: usize,
+  slots: usize,
+  mask: u32,
+  keys: usize,
+): u32 {
+  tableSlots = slots;
+  tableMask = mask;
+  tableKeys = keys;
+  tableSize = 0;
+  for (let c: u32 = 0; c < pairs; c++) {
+    const at = pairKeys + <usize>c * 36;
+    const meta = load<u32>(at, 32);
+    const f0 = pairAt(frames, 2 * c);
+    const f1 = pairAt(frames, 2 * c + 1);
+    const b0 = pairAt(bytes, 2 * c);
+    const b1 = pairAt(bytes, 2 * c + 1);
+    if (sameAddresses(at)) {
+      tallyAdd(at, 0, meta, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
+    } else {
+      tallyAdd(at, 0, meta, f0, b0, f1, b1);
+      tallyAdd(at + 16, 0, meta, f1, b1, f0, b0);
+    }
+  }
+  return tableSize;
+}
+
+/** l4EndpointTally() of build-report.ts: both sides of every TCP/UDP flow, into an empty Tally; returns its size. */
+export function l4EndpointTally(
+  records: usize,
+  flows: u32,
+  l4F: usize,
+  l4B: usize,
+  slots: usize,
+  mask: u32,
+  keys: usize,
+): u32 {
+  tableSlots = slots;
+  tableMask = mask;
+  tableKeys = keys;
+  tableSize = 0;
+  for (let f: u32 = 0; f < flows; f++) {
+    const r = records + <usize>f * RECORD_BYTES;
+    const meta = load<u32>(r, 36);
+    const proto = meta & 0xff;
+    if ((proto != 6 && proto != 17) || (meta & META_PORTS) == 0) continue;
+    const f0 = pairAt(l4F, 2 * f);
+    const f1 = pairAt(l4F, 2 * f + 1);
+    if (f0 + f1 == 0) continue;
+    const b0 = pairAt(l4B, 2 * f);
+    const b1 = pairAt(l4B, 2 * f + 1);
+    const ports = load<u32>(r, 32);
+    const loPort = ports >> 16;
+    const hiPort = ports & 0xffff;
+    const tag = meta & (0xff | META_V6);
+    if (loPort == hiPort && sameAddresses(r)) {
+      tallyAdd(r, loPort, tag, f0 + f1, b0 + b1, f0 + f1, b0 + b1);
+    } else {
+      tallyAdd(r, loPort, tag, f0, b0, f1, b1);
+      tallyAdd(r + 16, hiPort, tag, f1, b1, f0, b0);
+    }
+  }
+  return tableSize;
 }
