@@ -137,26 +137,30 @@ export class Flows {
   constructor(
     readonly table: FlowTable,
     capacity: number,
-    /** Where `cold` comes from when not from the JavaScript heap: the WebAssembly path writes it. */
+    /** Where the arrays come from when not from the JavaScript heap (the memory the WebAssembly code works in). */
     private readonly allocate: (length: number) => Float64Array | undefined = () => undefined,
   ) {
     this.capacity = capacity;
-    this.cold = this.allocate(capacity * C_STRIDE) ?? new Float64Array(capacity * C_STRIDE);
-    this.miss = new Float64Array(capacity * M_STRIDE);
-    this.tapStart = new Float64Array(capacity);
-    this.tapEnd = new Float64Array(capacity);
-    this.l4Start = new Float64Array(capacity);
-    this.l4End = new Float64Array(capacity);
+    this.cold = this.doubles(capacity * C_STRIDE);
+    this.miss = this.doubles(capacity * M_STRIDE);
+    this.tapStart = this.doubles(capacity);
+    this.tapEnd = this.doubles(capacity);
+    this.l4Start = this.doubles(capacity);
+    this.l4End = this.doubles(capacity);
+  }
+
+  private doubles(length: number): Float64Array {
+    return this.allocate(length) ?? new Float64Array(length);
   }
 
   grow(): void {
-    const copy = (a: Float64Array, allocate?: (length: number) => Float64Array | undefined): Float64Array => {
-      const b = allocate?.(a.length * 2) ?? new Float64Array(a.length * 2);
+    const copy = (a: Float64Array): Float64Array => {
+      const b = this.doubles(a.length * 2);
       b.set(a);
       return b;
     };
     this.capacity *= 2;
-    this.cold = copy(this.cold, this.allocate);
+    this.cold = copy(this.cold);
     this.miss = copy(this.miss);
     this.tapStart = copy(this.tapStart);
     this.tapEnd = copy(this.tapEnd);
@@ -1294,14 +1298,15 @@ export { Link };
 
 /**
  * Memory for the WebAssembly path: the reader's two buffers (2 MiB each by default), the timeline and other counters,
- * the flow table with what it leaves behind as it grows (each flow: a 128-byte record, two 4-byte slots and its 64
- * bytes of `cold`, twice), and the report's tables (about 500 bytes a flow). Room for four times the flows the table
+ * the flow table with what it leaves behind as it grows (each flow: a 128-byte record, two 4-byte slots and the
+ * Flows arrays, twice), and the report's tables and lists (about 700 bytes a flow). Room for four times the flows the table
  * starts with (at least 65,536, at most `maxFlows`): a capture with more flows goes on in the TypeScript path once its
  * table no longer fits. Pages are committed only when written, so what is reserved and not used costs no memory.
  */
 function packetMemoryBytes(expectedFlows: number, maxFlows: number): number {
   const flows = Math.min(maxFlows, Math.max(65_536, 4 * expectedFlows));
-  return Math.min(MAX_PACKET_MEMORY, (8 << 20) + flows * (2 * (FLOW_STRIDE_WORDS * 4 + 8 + C_STRIDE * 8) + 500));
+  const perFlow = FLOW_STRIDE_WORDS * 4 + 8 + (C_STRIDE + M_STRIDE + 4) * 8;
+  return Math.min(MAX_PACKET_MEMORY, (8 << 20) + flows * (2 * perFlow + 700));
 }
 
 /** The memory, or undefined (the TypeScript path does everything) when the system refuses it. */

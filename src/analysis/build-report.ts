@@ -90,7 +90,30 @@ export function kthSmallest(values: Float64Array, k: number): number {
 }
 
 /** Indices 0..count-1 with the largest weights first (ties: larger `second`, then lower index); at most `limit`. */
-export function topIndices(weights: Float64Array, seconds: Float64Array, count: number, limit: number): number[] {
+export function topIndices(
+  weights: Float64Array,
+  seconds: Float64Array,
+  count: number,
+  limit: number,
+  memory?: PacketMemory,
+): number[] {
+  if (memory?.holds(weights) && memory.holds(seconds)) {
+    const scratch = memory.float64(count);
+    const out = memory.int32(Math.max(1, count));
+    const temp = memory.int32(Math.max(1, count));
+    if (scratch && out && temp) {
+      const n = memory.topIndices(
+        weights.byteOffset,
+        seconds.byteOffset,
+        count,
+        limit,
+        scratch.byteOffset,
+        out.byteOffset,
+        temp.byteOffset,
+      );
+      return Array.from(out.subarray(0, n));
+    }
+  }
   // the limit-th largest weight: rows above it all make the cut, rows equal to it only until the list is full (one
   // pass, the same code for any count: this runs cold, once per list)
   const threshold = count > limit ? kthSmallest(weights.slice(0, count), count - limit) : Number.NEGATIVE_INFINITY;
@@ -298,6 +321,11 @@ function flowColumns(a: Analyzer) {
   const l4B = doubles(memory, 2 * n);
   const tapStart = doubles(memory, n);
   const tapEnd = doubles(memory, n);
+  const arrays = [a.table.keys, miss, flows.tapStart, flows.tapEnd, tapF, tapB, l4F, l4B, tapStart, tapEnd];
+  if (memory && arrays.every((x) => memory.holds(x))) {
+    memory.flowColumns(...[a.table.keys.byteOffset, n], ...arrays.slice(1).map((x) => x.byteOffset));
+    return { tapF, tapB, l4F, l4B, tapStart, tapEnd };
+  }
   for (let f = 0; f < n; f++) {
     const r = f * REC_DOUBLES;
     const m = f * M_STRIDE;
@@ -333,6 +361,7 @@ const NS = 1e9;
 
 export function buildReport(a: Analyzer, read: ReadResult | undefined, context: FinishContext): Report {
   const maxRows = a.options.maxRows ?? DEFAULT_MAX_ROWS;
+  const memory = a.packetMemory;
   const keys = a.table.keys;
   const flows = a.flows;
   const nFlows = a.table.size;
@@ -405,14 +434,14 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
     const rows = new Int32Array(ipTable.size);
     let n = 0;
     for (let c = 0; c < ipTable.size; c++) if (((ipKeys[c * 9 + 8] as number) !== 0) === v6) rows[n++] = c;
-    const bytes = new Float64Array(n);
-    const frames = new Float64Array(n);
+    const bytes = doubles(memory, n);
+    const frames = doubles(memory, n);
     for (let i = 0; i < n; i++) {
       const c = rows[i] as number;
       bytes[i] = (ipBytes[2 * c] as number) + (ipBytes[2 * c + 1] as number);
       frames[i] = (ipFrames[2 * c] as number) + (ipFrames[2 * c + 1] as number);
     }
-    const top = topIndices(bytes, frames, n, maxRows);
+    const top = topIndices(bytes, frames, n, maxRows, memory);
     const list: Conversation[] = top.map((i) => {
       const c = rows[i] as number;
       const d = ipFirstDir[c] as number;
@@ -438,8 +467,8 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   // ---- TCP/UDP conversations: the flows themselves
   const l4Conv = (proto: number) => {
     const rows = new Int32Array(nFlows);
-    const bytes = new Float64Array(nFlows);
-    const frames = new Float64Array(nFlows);
+    const bytes = doubles(memory, nFlows);
+    const frames = doubles(memory, nFlows);
     let n = 0;
     for (let f = 0; f < nFlows; f++) {
       const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
@@ -452,7 +481,7 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
         n++;
       }
     }
-    const top = topIndices(bytes, frames, n, maxRows);
+    const top = topIndices(bytes, frames, n, maxRows, memory);
     const list = top.map((i) => {
       const f = rows[i] as number;
       const d = flows.state(f) & State.L4_DIR ? 1 : 0;
@@ -678,7 +707,10 @@ function conversation(
 class Tally {
   /** key: 4 address words, port, tag; then 4 doubles (tx frames, tx bytes, rx frames, rx bytes) from word 6. */
   readonly table: FlowTable;
-  constructor(initial: number, memory?: PacketMemory) {
+  constructor(
+    initial: number,
+    private readonly memory?: PacketMemory,
+  ) {
     this.table = new FlowTable(6, initial, 14, memory);
   }
 
@@ -714,8 +746,8 @@ class Tally {
     const d = t.f64;
     const keys = t.keys;
     const picked = new Int32Array(t.size);
-    const bytes = new Float64Array(t.size);
-    const frames = new Float64Array(t.size);
+    const bytes = doubles(this.memory, t.size);
+    const frames = doubles(this.memory, t.size);
     let n = 0;
     for (const want of [tag, tag2]) {
       if (want < 0) continue;
@@ -727,7 +759,7 @@ class Tally {
         n++;
       }
     }
-    const top = topIndices(bytes, frames, n, maxRows);
+    const top = topIndices(bytes, frames, n, maxRows, this.memory);
     const list = top.map((i) => {
       const e = picked[i] as number;
       const o = e * 7 + 3;
@@ -937,13 +969,13 @@ function remoteFacts(a: Analyzer): RemoteFacts {
       const t = kind === 'address' ? addr : svc;
       const vals = kind === 'address' ? addrVals : svcVals;
       const o = dir === 'out' ? 0 : 2;
-      const weights = new Float64Array(t.size);
-      const seconds = new Float64Array(t.size);
+      const weights = doubles(a.packetMemory, t.size);
+      const seconds = doubles(a.packetMemory, t.size);
       for (let e = 0; e < t.size; e++) {
         weights[e] = vals[6 * e + o] as number;
         seconds[e] = vals[6 * e + o + 1] as number;
       }
-      const list = topIndices(weights, seconds, t.size, limit)
+      const list = topIndices(weights, seconds, t.size, limit, a.packetMemory)
         .filter((e) => (vals[6 * e + o] as number) > 0)
         .map((e) => peer(kind, e, dir));
       memo.set(id, list);

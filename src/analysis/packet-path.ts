@@ -47,6 +47,8 @@ export class PacketMemory implements TableMemory {
   readonly ipPairs: (...offsetsAndCounts: number[]) => number;
   readonly ipEndpointTally: (...offsetsAndCounts: number[]) => number;
   readonly l4EndpointTally: (...offsetsAndCounts: number[]) => number;
+  readonly flowColumns: (...offsetsAndCounts: number[]) => void;
+  readonly topIndices: (...offsetsAndCounts: number[]) => number;
   /** The parameter block run() reads and writes. */
   readonly params: Float64Array;
   private used = PARAM_BYTES;
@@ -60,6 +62,8 @@ export class PacketMemory implements TableMemory {
     this.ipPairs = exports.ipPairs as PacketMemory['ipPairs'];
     this.ipEndpointTally = exports.ipEndpointTally as PacketMemory['ipEndpointTally'];
     this.l4EndpointTally = exports.l4EndpointTally as PacketMemory['l4EndpointTally'];
+    this.flowColumns = exports.flowColumns as PacketMemory['flowColumns'];
+    this.topIndices = exports.topIndices as PacketMemory['topIndices'];
     this.params = new Float64Array(this.memory.buffer, 0, PARAM_BYTES / 8);
   }
 

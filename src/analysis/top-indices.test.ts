@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { kthSmallest, topIndices } from './build-report.js';
+import { PacketMemory } from './packet-path.js';
 
 /** A small deterministic PRNG (the lists must be the same on every run). */
 function random(seed: number): () => number {
@@ -51,6 +52,34 @@ describe('top rows', () => {
       const seconds = Float64Array.from({ length: count }, () => Math.floor(next() * 3));
       for (const limit of [1, 10, 100, 1000]) {
         expect(topIndices(weights, seconds, count, limit)).toEqual(reference(weights, seconds, count, limit));
+      }
+    }
+  });
+
+  it('the WebAssembly topIndices picks and orders as a full sort does, whatever the arrangement', () => {
+    const memory = new PacketMemory(64 << 20);
+    const next = random(13);
+    const inMemory = (values: ArrayLike<number>) => {
+      const a = memory.float64(values.length) as Float64Array;
+      a.set(values);
+      return a;
+    };
+    const arrangements: Array<(i: number, n: number) => number> = [
+      () => Math.floor(next() * 1e9),
+      () => Math.floor(next() * 4),
+      (i) => i,
+      (i, n) => n - i,
+      (i, n) => (i < n / 2 ? i : n - i),
+      () => 5,
+    ];
+    for (const make of arrangements) {
+      for (const count of [0, 1, 2, 3, 10, 257, 5000, 40_000]) {
+        const weights = inMemory(Float64Array.from({ length: count }, (_, i) => make(i, count)));
+        const seconds = inMemory(Float64Array.from({ length: count }, () => Math.floor(next() * 3)));
+        expect(memory.holds(weights)).toBe(true);
+        for (const limit of [1, 10, 1000]) {
+          expect(topIndices(weights, seconds, count, limit, memory)).toEqual(reference(weights, seconds, count, limit));
+        }
       }
     }
   });

@@ -1032,3 +1032,172 @@ export function l4EndpointTally(
   }
   return tableSize;
 }
+
+/** flowColumns() of build-report.ts: each flow's counts as tshark's IP table (tap) and TCP/UDP tables (l4) see them. */
+export function flowColumns(
+  records: usize,
+  flows: u32,
+  miss: usize,
+  flowTapStart: usize,
+  flowTapEnd: usize,
+  tapF: usize,
+  tapB: usize,
+  l4F: usize,
+  l4B: usize,
+  tapStart: usize,
+  tapEnd: usize,
+): void {
+  for (let f: u32 = 0; f < flows; f++) {
+    const r = records + <usize>f * RECORD_BYTES;
+    const m = miss + <usize>f * 64; // Flows.miss: M_STRIDE 8 doubles
+    const fr0 = load<f64>(r, N_FRAMES);
+    const fr1 = load<f64>(r, N_FRAMES + 8);
+    const by0 = load<f64>(r, N_BYTES);
+    const by1 = load<f64>(r, N_BYTES + 8);
+    const two = <usize>f << 4;
+    store<f64>(tapF + two, fr0 - load<f64>(m));
+    store<f64>(tapF + two, fr1 - load<f64>(m, 8), 8);
+    store<f64>(tapB + two, by0 - load<f64>(m, 16));
+    store<f64>(tapB + two, by1 - load<f64>(m, 24), 8);
+    store<f64>(l4F + two, fr0 - load<f64>(m, 32));
+    store<f64>(l4F + two, fr1 - load<f64>(m, 40), 8);
+    store<f64>(l4B + two, by0 - load<f64>(m, 48));
+    store<f64>(l4B + two, by1 - load<f64>(m, 56), 8);
+    const ipMiss = (<u32>load<u8>(r, U_STATE) & 16) != 0;
+    const one = <usize>f << 3;
+    store<f64>(tapStart + one, ipMiss ? load<f64>(flowTapStart + one) : load<f64>(r, N_START));
+    store<f64>(tapEnd + one, ipMiss ? load<f64>(flowTapEnd + one) : load<f64>(r, N_END));
+  }
+}
+
+// heapsort of the doubles at values[lo..hi]
+function sortRange(values: usize, lo: i32, hi: i32): void {
+  const base = values + (<usize>lo << 3);
+  const n = hi - lo + 1;
+  for (let start = (n >> 1) - 1; start >= 0; start--) siftDown(base, start, n);
+  for (let end = n - 1; end > 0; end--) {
+    const top = load<f64>(base);
+    store<f64>(base, load<f64>(base + (<usize>end << 3)));
+    store<f64>(base + (<usize>end << 3), top);
+    siftDown(base, 0, end);
+  }
+}
+
+function siftDown(base: usize, start: i32, n: i32): void {
+  let root = start;
+  for (;;) {
+    let child = 2 * root + 1;
+    if (child >= n) return;
+    if (child + 1 < n && load<f64>(base + (<usize>(child + 1) << 3)) > load<f64>(base + (<usize>child << 3))) child++;
+    const r = base + (<usize>root << 3);
+    const c = base + (<usize>child << 3);
+    if (load<f64>(r) >= load<f64>(c)) return;
+    const v = load<f64>(r);
+    store<f64>(r, load<f64>(c));
+    store<f64>(c, v);
+    root = child;
+  }
+}
+
+// the k-th smallest (from 0) of the `count` doubles at `values`, which it reorders: kthSmallest() of build-report.ts,
+// a quickselect that sorts what is left when the partitions shrink too slowly (any correct selection gives the value)
+function kthSmallest(values: usize, count: u32, k: u32): f64 {
+  let lo: i32 = 0;
+  let hi: i32 = <i32>count - 1;
+  const kk = <i32>k;
+  for (let rounds = 0; lo < hi; rounds++) {
+    if (rounds > 64) {
+      sortRange(values, lo, hi);
+      break;
+    }
+    const pivot = load<f64>(values + (<usize>((lo + hi) >> 1) << 3));
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (load<f64>(values + (<usize>i << 3)) < pivot) i++;
+      while (load<f64>(values + (<usize>j << 3)) > pivot) j--;
+      if (i <= j) {
+        const a = values + (<usize>i << 3);
+        const b = values + (<usize>j << 3);
+        const v = load<f64>(a);
+        store<f64>(a, load<f64>(b));
+        store<f64>(b, v);
+        i++;
+        j--;
+      }
+    }
+    if (kk <= j) hi = j;
+    else if (kk >= i) lo = i;
+    else return load<f64>(values + (<usize>kk << 3));
+  }
+  return load<f64>(values + (<usize>kk << 3));
+}
+
+// topIndices' order: larger weight first, then larger second, then lower index
+@inline
+function before(weights: usize, seconds: usize, x: i32, y: i32): bool {
+  const wx = load<f64>(weights + (<usize>x << 3));
+  const wy = load<f64>(weights + (<usize>y << 3));
+  if (wx != wy) return wx > wy;
+  const sx = load<f64>(seconds + (<usize>x << 3));
+  const sy = load<f64>(seconds + (<usize>y << 3));
+  if (sx != sy) return sx > sy;
+  return x < y;
+}
+
+/**
+ * topIndices() of build-report.ts: the indices of the `limit` largest of `count` weights (ties: larger `seconds`, then
+ * lower index), in that order, into `out` (count int32s); returns how many. `scratch`: count doubles; `temp`: count
+ * int32s.
+ */
+export function topIndices(
+  weights: usize,
+  seconds: usize,
+  count: u32,
+  limit: u32,
+  scratch: usize,
+  out: usize,
+  temp: usize,
+): u32 {
+  let threshold = -Infinity;
+  if (count > limit) {
+    memory.copy(scratch, weights, <usize>count << 3);
+    threshold = kthSmallest(scratch, count, count - limit);
+  }
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    if (load<f64>(weights + (<usize>i << 3)) >= threshold) {
+      store<i32>(out + (<usize>n << 2), <i32>i);
+      n++;
+    }
+  }
+  // bottom-up merge sort of out[0, n) (a total order: the result does not depend on the algorithm)
+  let from = out;
+  let to = temp;
+  for (let width: u32 = 1; width < n; width <<= 1) {
+    for (let left: u32 = 0; left < n; left += 2 * width) {
+      const mid = min(left + width, n);
+      const right = min(left + 2 * width, n);
+      let i = left;
+      let j = mid;
+      for (let k = left; k < right; k++) {
+        let takeLeft = i < mid;
+        if (takeLeft && j < right) {
+          takeLeft = !before(weights, seconds, load<i32>(from + (<usize>j << 2)), load<i32>(from + (<usize>i << 2)));
+        }
+        if (takeLeft) {
+          store<i32>(to + (<usize>k << 2), load<i32>(from + (<usize>i << 2)));
+          i++;
+        } else {
+          store<i32>(to + (<usize>k << 2), load<i32>(from + (<usize>j << 2)));
+          j++;
+        }
+      }
+    }
+    const swap = from;
+    from = to;
+    to = swap;
+  }
+  if (from != out) memory.copy(out, from, <usize>n << 2);
+  return n < limit ? n : limit;
+}
