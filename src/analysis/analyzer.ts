@@ -535,10 +535,12 @@ export class Analyzer {
     p[P.LOG_DIR_AT] = log.dir.byteOffset;
     p[P.LOG_T_AT] = log.t.byteOffset;
     p[P.LOG_BYTES_AT] = log.bytes.byteOffset;
+    p[P.FRESH] = 1;
   }
 
   /** Takes back what the WebAssembly path counted. */
   private readParams(p: Float64Array): void {
+    (this.packetMemory as PacketMemory).storeState();
     this.packets = p[P.N] as number;
     this.bytes = p[P.BYTES] as number;
     this.capturedBytes = p[P.CAPTURED] as number;

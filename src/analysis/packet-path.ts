@@ -43,6 +43,8 @@ export class PacketMemory implements TableMemory {
   readonly memory: WebAssembly.Memory;
   /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */
   readonly run: (from: number, to: number) => number;
+  /** Writes run()'s counts into the parameter block. */
+  readonly storeState: () => void;
   /** build-report.ts's aggregations, on arrays in this memory (see the WebAssembly source for the arguments). */
   readonly ipPairs: (...offsetsAndCounts: number[]) => number;
   readonly ipEndpointTally: (...offsetsAndCounts: number[]) => number;
@@ -59,6 +61,7 @@ export class PacketMemory implements TableMemory {
     compiled ??= new WebAssembly.Module(Buffer.from(PACKET_PATH_WASM, 'base64'));
     const exports = new WebAssembly.Instance(compiled, { env: { memory: this.memory } }).exports;
     this.run = exports.run as PacketMemory['run'];
+    this.storeState = exports.storeState as PacketMemory['storeState'];
     this.ipPairs = exports.ipPairs as PacketMemory['ipPairs'];
     this.ipEndpointTally = exports.ipEndpointTally as PacketMemory['ipEndpointTally'];
     this.l4EndpointTally = exports.l4EndpointTally as PacketMemory['l4EndpointTally'];

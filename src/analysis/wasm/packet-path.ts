@@ -66,6 +66,8 @@ const P_LOG_FLOW_AT: usize = 57;
 const P_LOG_DIR_AT: usize = 58;
 const P_LOG_T_AT: usize = 59;
 const P_LOG_BYTES_AT: usize = 60;
+// 1 when the analyzer wrote the parameters since run() last read them (run() keeps its state between calls otherwise)
+const P_FRESH: usize = 61;
 // out: the payload parser the last packet needs (STEP_*), with the packet's flow, direction, TCP sequence number and
 // payload length, and the captured payload [STEP_FROM, STEP_TO) as memory offsets
 const P_STEP: usize = 50;
@@ -234,7 +236,8 @@ function loadState(): void {
   host6Count = at(P_HOST6_COUNT);
 }
 
-function storeState(): void {
+/** Writes the counts back into the parameter block (after run(), before the analyzer reads them). */
+export function storeState(): void {
   setParam(P_N, packetIndex);
   setParam(P_BYTES, wireBytes);
   setParam(P_CAPTURED, capturedBytes);
@@ -343,11 +346,16 @@ function classifyStart(p: usize, end: usize): u32 {
 /**
  * Counts the complete records from `p` to `end` (memory offsets of a read buffer) until one is left to the
  * TypeScript path, one needs a payload parser (P_STEP), the inference log is full, or P_PACKETS_LEFT is spent;
- * returns where it stopped: at the record left over, or after the last one counted.
+ * returns where it stopped: at the record left over, or after the last one counted. It reads the analyzer's state
+ * from the parameter block when P_FRESH says it changed, and keeps its counts until storeState().
  */
-export function run(p: usize, end: usize): usize {
+export function run(from: usize, end: usize): usize {
+  let p = from;
   setParam(P_STEP, 0);
-  loadState();
+  if (param(P_FRESH) != 0) {
+    loadState();
+    setParam(P_FRESH, 0);
+  }
   let read: f64 = 0;
   let readBytes: f64 = 0;
   const le = param(P_LITTLE_ENDIAN) != 0;
@@ -380,7 +388,7 @@ export function run(p: usize, end: usize): usize {
     p += 16 + <usize>caplen;
     if (counted == 2 || (inferring && logCount >= logLimit)) break;
   }
-  storeState();
+  setParam(P_LOG_N, logCount); // the analyzer infers the host once the log is full
   setParam(P_READ, read);
   setParam(P_READ_BYTES, readBytes);
   return p;
