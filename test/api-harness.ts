@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { KyselyPlugin } from 'kysely';
-import { analyzeStreams } from '../src/analysis/index.js';
+import { analyzeStreams, flowsHint } from '../src/analysis/index.js';
 import { createDatabase, type Database } from '../src/db/index.js';
 import type { CaptureFunctionSettings } from '../src/functions/capture-function.js';
 import { createLocalCaptureFunction } from '../src/functions/local.js';
@@ -85,7 +85,12 @@ export async function createApiHarness(options: HarnessOptions = {}) {
   const logger = options.logger ?? createLogger({ level: 'silent' });
   const store = createLocalBlobStore({ root: join(dir, 'blobs'), baseUrl: `${PUBLIC_URL}/blobs` });
   const reports = options.reports
-    ? createCaptureReports({ db, store, logger, analyze: (files, o) => analyzeStreams(files, o) })
+    ? createCaptureReports({
+        db,
+        store,
+        logger,
+        analyze: (files, { hostIps, bytes }) => analyzeStreams(files, { hostIps, expectedFlows: flowsHint(bytes) }),
+      })
     : undefined;
   const captures: PacketCaptureService = createPacketCaptureService({
     db: options.yieldBetweenQueries ? db.withPlugin(yieldingPlugin) : db,

@@ -1301,12 +1301,13 @@ export { Link };
 /**
  * Memory for the WebAssembly path: the reader's two buffers (2 MiB each by default), the timeline and other counters,
  * the flow table with what it leaves behind as it grows (each flow: a 128-byte record, two 4-byte slots and the
- * Flows arrays, twice), and the report's tables and lists (about 700 bytes a flow). Room for four times the flows the table
- * starts with (at least 65,536, at most `maxFlows`): a capture with more flows goes on in the TypeScript path once its
- * table no longer fits. Pages are committed only when written, so what is reserved and not used costs no memory.
+ * Flows arrays, twice), and the report's tables and lists (about 700 bytes a flow). Room for four times the flows the
+ * table starts with (at most `maxFlows`): a capture with more flows goes on in the TypeScript path once its table no
+ * longer fits. Pages are committed only when written, so what is reserved and not used costs no memory (V8 still
+ * counts it: more than 64 MB makes it collect garbage once).
  */
 function packetMemoryBytes(expectedFlows: number, maxFlows: number): number {
-  const flows = Math.min(maxFlows, Math.max(65_536, 4 * expectedFlows));
+  const flows = Math.min(maxFlows, 4 * expectedFlows);
   const perFlow = FLOW_STRIDE_WORDS * 4 + 8 + (C_STRIDE + M_STRIDE + 4) * 8;
   return Math.min(MAX_PACKET_MEMORY, (8 << 20) + flows * (2 * perFlow + 700));
 }

@@ -6,7 +6,7 @@ import type { RawPacket, ReadOptions, ReadResult, RecordRunCounter } from '../pc
 import { Analyzer, type AnalyzerOptions, flowsHint } from './analyzer.js';
 import type { Report } from './report.js';
 
-export { Analyzer, type AnalyzerOptions, DEFAULT_MAX_FLOWS, DEFAULT_MAX_ROWS } from './analyzer.js';
+export { Analyzer, type AnalyzerOptions, DEFAULT_MAX_FLOWS, DEFAULT_MAX_ROWS, flowsHint } from './analyzer.js';
 export { formatBytes, formatDuration, formatRate, formatShare } from './explain.js';
 export { type RenderOptions, renderReportText } from './render.js';
 export * from './report.js';

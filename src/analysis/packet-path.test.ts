@@ -275,7 +275,7 @@ describe('the WebAssembly packet path', () => {
   });
 
   it('hands over to the TypeScript path when the flow table outgrows its memory, with the same report', async () => {
-    // 300,000 flows of one packet each: the table grows past what the memory was reserved for (65,536 flows × 4)
+    // 300,000 flows of one packet each: the table grows past what the memory was reserved for (4 × 4096 flows)
     const path = join(dir, 'many-flows.pcap');
     const packets: PacketSpec[] = [];
     for (let i = 0; i < 300_000; i++) {
@@ -289,8 +289,8 @@ describe('the WebAssembly packet path', () => {
     const a = new Analyzer({ hostIps: [HOST4] });
     await readCaptureFile(path, a.onPacket, { allocateBuffer: a.allocateBuffer, recordRuns: a.recordRuns });
     expect(a.table.size).toBe(300_000);
-    expect(a.fastPackets).toBeGreaterThan(100_000);
-    expect(a.fastPackets).toBeLessThan(300_000);
+    expect(a.fastPackets).toBeGreaterThan(10_000);
+    expect(a.fastPackets).toBeLessThan(100_000);
     await expectSameReports(path, { hostIps: [HOST4], maxRows: 50 });
   }, 60_000);
 

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { analyzeStreams } from '../analysis/index.js';
+import { analyzeStreams, flowsHint } from '../analysis/index.js';
 import { createDatabase, type Database } from '../db/index.js';
 import { loadFunctionSettings } from '../functions/capture-function.js';
 import { createLocalCaptureFunction } from '../functions/local.js';
@@ -113,7 +113,7 @@ export async function startServer(
     db,
     store,
     logger,
-    analyze: (files, options) => analyzeStreams(files, options),
+    analyze: (files, { hostIps, bytes }) => analyzeStreams(files, { hostIps, expectedFlows: flowsHint(bytes) }),
   });
   const captures = createPacketCaptureService({
     db,

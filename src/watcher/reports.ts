@@ -9,7 +9,8 @@ import type { NicInfo } from './agent-protocol.js';
 /** Analyses a capture's files, in order, as one capture; `hostIps` are the captured VM's addresses. */
 export type AnalyzeCapture = (
   files: Array<() => Promise<Readable>>,
-  options: { hostIps: string[] },
+  /** `bytes`: the files' total size (the analysis sizes its tables from it). */
+  options: { hostIps: string[]; bytes: number },
 ) => Promise<unknown>;
 
 export interface CaptureReportsOptions {
@@ -58,7 +59,7 @@ export function createCaptureReports(options: CaptureReportsOptions) {
         .executeTakeFirstOrThrow();
       const files = await db
         .selectFrom('capture_files')
-        .select(['blob_name'])
+        .select(['blob_name', 'size'])
         .where('capture_key', '=', capture.key)
         .where('blob_name', '!=', '')
         .orderBy('seq')
@@ -70,7 +71,7 @@ export function createCaptureReports(options: CaptureReportsOptions) {
           if (!blob) throw new Error(`${f.blob_name} is no longer in storage`);
           return blob.stream;
         }),
-        { hostIps },
+        { hostIps, bytes: files.reduce((sum, f) => sum + Number(f.size), 0) },
       );
       await setStatus(jobId, 'Succeeded', { report: JSON.stringify(report) });
       logger.info({ job: jobId, files: files.length, ms: Date.now() - started }, 'capture analysed');
