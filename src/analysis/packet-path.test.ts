@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +180,17 @@ function bigEndianCopy(from: string, to: string): void {
   writeFileSync(to, b);
 }
 
+/** A capture of `n` flows of one UDP datagram each. */
+function manyFlows(path: string, n: number): void {
+  const packets: PacketSpec[] = [];
+  for (let i = 0; i < n; i++) {
+    const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    const data = ethernet(0x0800, ipv4({ src, dst: HOST4, protocol: 17 }, udp(1000, 53 + (i % 7))));
+    packets.push({ t: T0 + i / 1e5, data });
+  }
+  writePcap(path, LinkType.ETHERNET, packets);
+}
+
 /** Analyzes `file` with each path; returns the two reports (or the two error messages). */
 async function bothPaths(file: string, options: AnalyzeOptions = {}): Promise<[string, string]> {
   const run = (fastPath: boolean) =>
@@ -277,21 +288,31 @@ describe('the WebAssembly packet path', () => {
   it('hands over to the TypeScript path when the flow table outgrows its memory, with the same report', async () => {
     // 300,000 flows of one packet each: the table grows past what the memory was reserved for (4 × 4096 flows)
     const path = join(dir, 'many-flows.pcap');
-    const packets: PacketSpec[] = [];
-    for (let i = 0; i < 300_000; i++) {
-      const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-      packets.push({
-        t: T0 + i / 1e5,
-        data: ethernet(0x0800, ipv4({ src, dst: HOST4, protocol: 17 }, udp(1000, 53 + (i % 7)))),
-      });
-    }
-    writePcap(path, LinkType.ETHERNET, packets);
+    manyFlows(path, 300_000);
     const a = new Analyzer({ hostIps: [HOST4] });
     await readCaptureFile(path, a.onPacket, { allocateBuffer: a.allocateBuffer, recordRuns: a.recordRuns });
     expect(a.table.size).toBe(300_000);
     expect(a.fastPackets).toBeGreaterThan(10_000);
     expect(a.fastPackets).toBeLessThan(100_000);
     await expectSameReports(path, { hostIps: [HOST4], maxRows: 50 });
+  }, 60_000);
+
+  it('stops at maxPackets and reports progress while it counts', async () => {
+    const path = join(dir, 'progress.pcap');
+    manyFlows(path, 200_000);
+    const a = new Analyzer({ hostIps: [HOST4], expectedFlows: 65_536 });
+    const read = await readCaptureFile(path, a.onPacket, {
+      allocateBuffer: a.allocateBuffer,
+      recordRuns: a.recordRuns,
+      maxPackets: 123_457,
+    });
+    expect([read.packets, a.packets, a.finish(read).summary.packets]).toEqual([123_457, 123_457, 123_457]);
+    expect(a.fastPackets).toBeGreaterThan(100_000);
+    const progress: number[] = [];
+    const report = await analyzeCapture(path, { onProgress: (bytes) => progress.push(bytes) });
+    expect(report.summary.packets).toBe(200_000);
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress.every((b, i) => b > (progress[i - 1] ?? 0) && b <= statSync(path).size)).toBe(true);
   }, 60_000);
 
   it('gives the same report on the hand-made edge cases and the synthetic corpus', async () => {
