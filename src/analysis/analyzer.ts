@@ -58,9 +58,9 @@ export interface AnalyzerOptions {
    */
   expectedFlows?: number;
   /**
-   * Count runs of common packets in classic pcap files with the WebAssembly path (default true), when the reader is
-   * given `allocateBuffer` and `recordRuns`. false: the TypeScript path counts every packet (the two give the same
-   * report; this is for comparing them).
+   * Count runs of common packets in classic pcap files with the WebAssembly path (when the reader is given
+   * `allocateBuffer` and `recordRuns`), and build the report's tables there (default true). false: the TypeScript path
+   * does it all (the two give the same report; this is for comparing them).
    */
   fastPath?: boolean;
 }
@@ -346,10 +346,7 @@ export class Analyzer {
 
   /** Memory shared with the WebAssembly path (see packet-path.ts); undefined when it is not used. */
   readonly packetMemory: PacketMemory | undefined;
-  /**
-   * The memory whose records go to the WebAssembly path: set while the flow table is in it and the host is known
-   * (the TypeScript path logs the packets while it is being inferred).
-   */
+  /** The memory whose records go to the WebAssembly path: set while everything that path writes is in it. */
   private fastBuffer: ArrayBufferLike | undefined;
   /** Packets counted by the WebAssembly path. */
   fastPackets = 0;

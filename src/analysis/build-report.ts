@@ -89,7 +89,10 @@ export function kthSmallest(values: Float64Array, k: number): number {
   return values[k] as number;
 }
 
-/** Indices 0..count-1 with the largest weights first (ties: larger `second`, then lower index); at most `limit`. */
+/**
+ * Indices 0..count-1 with the largest weights first (ties: larger `second`, then lower index); at most `limit`. With
+ * the arrays in `memory`, WebAssembly picks them (the same ones: the order is total).
+ */
 export function topIndices(
   weights: Float64Array,
   seconds: Float64Array,
@@ -234,16 +237,14 @@ function ipEndpointTally(
   const ipKeys = ipTable.keys;
   const t = ipTally.table;
   if (memory && [ipKeys, ipFrames, ipBytes, t.slots, t.keys].every((x) => memory.holds(x))) {
-    const { slots, mask, keys } = t;
-    const size = ipTable.size;
     t.size = memory.ipEndpointTally(
       ipKeys.byteOffset,
-      size,
+      ipTable.size,
       ipFrames.byteOffset,
       ipBytes.byteOffset,
-      slots.byteOffset,
-      mask,
-      keys.byteOffset,
+      t.slots.byteOffset,
+      t.mask,
+      t.keys.byteOffset,
     );
     return ipTally;
   }
@@ -514,7 +515,7 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   const convUdp = l4Conv(17);
 
   // ---- endpoints: both sides of every conversation
-  const ipTally = ipEndpointTally(a.packetMemory, ipTable, ipFrames, ipBytes);
+  const ipTally = ipEndpointTally(memory, ipTable, ipFrames, ipBytes);
   const l4Tally = l4EndpointTally(a, l4F, l4B);
   const ipEndpoints = (v6: boolean) => ipTally.rows(v6 ? META_V6 : 0, -1, maxRows, false);
   // IPv4 and IPv6 rows in one list: on equal bytes and frames IPv4 rows come first

@@ -4,6 +4,12 @@
  */
 export const FLOW_KEY_WIDTH = 10;
 
+/** Where a table's arrays come from, when not from the JavaScript heap (see PacketMemory); undefined when full. */
+export interface TableMemory {
+  uint32(length: number): Uint32Array | undefined;
+  int32(length: number): Int32Array | undefined;
+}
+
 /**
  * An open-addressing hash table from fixed-width keys of 32-bit words to dense entry numbers 0, 1, 2, … (in insertion
  * order). No allocation per lookup: the caller fills `key` and calls `findOrInsert()`.
@@ -14,12 +20,6 @@ export const FLOW_KEY_WIDTH = 10;
  * many flows the packet path waits on cache misses, and a slot array half the size stays in cache more (at load ≤ 1/2
  * most lookups find their entry at the first probe, in the record they were going to read anyway).
  */
-/** Where a table's arrays come from, when not from the JavaScript heap (see PacketMemory); undefined when full. */
-export interface TableMemory {
-  uint32(length: number): Uint32Array | undefined;
-  int32(length: number): Int32Array | undefined;
-}
-
 export class FlowTable {
   /** The key to look up: fill `width` words, then call findOrInsert(). */
   readonly key: Uint32Array;

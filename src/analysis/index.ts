@@ -1,7 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { PacketCallback } from '../pcap/reader.js';
-import { readCaptureFile, readCaptureStream } from '../pcap/reader.js';
+import { type PacketCallback, readCaptureFile, readCaptureStream } from '../pcap/reader.js';
 import type { RawPacket, ReadOptions, ReadResult, RecordRunCounter } from '../pcap/types.js';
 import { Analyzer, type AnalyzerOptions, flowsHint } from './analyzer.js';
 import type { Report } from './report.js';

@@ -5,9 +5,11 @@
 // memory. Any other packet it leaves, uncounted, to the TypeScript path, which is the reference:
 // src/analysis/packet-path.test.ts compares whole reports of the two. Payloads are looked into by the TypeScript
 // parsers (DNS, TLS ClientHello, HTTP): run() stops after counting such a packet and says which parser it needs.
+// The second part (Report tables) builds build-report.ts's tables over the flows.
 //
-// Memory layout: the doubles of the parameter block (P_*, written by packet-path.ts before each run, some read back)
-// at byte 0; the analyzer's arrays where the P_*_AT fields say (flow-table.ts and analyzer.ts layouts).
+// Memory layout: the doubles of the parameter block (P_*, at most 64, written by the analyzer before a run, the
+// counts read back after storeState()) at byte 0; the analyzer's arrays where the P_*_AT fields say (flow-table.ts
+// and analyzer.ts layouts). Nothing static: the module has no data of its own in the analyzer's memory.
 
 // parameter block: doubles at byte 8 × index
 const P_N: usize = 0; // packets counted so far (in: the index of the next packet; out: advanced)
