@@ -15,7 +15,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const PACKET_PATH_SOURCE = 'src/analysis/wasm/packet-path.ts';
 export const PACKET_PATH_MODULE = 'src/analysis/packet-path-wasm.ts';
 /** Doubles in the parameter block (packet-path.ts reserves them at byte 0). */
-const PARAM_DOUBLES = 64;
+const PARAM_DOUBLES = 128;
 
 /** The text of PACKET_PATH_MODULE as built from the current source. */
 export async function buildPacketPathModule(): Promise<string> {

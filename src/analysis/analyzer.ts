@@ -11,7 +11,13 @@ import {
   TcpFlag,
   Transport,
 } from '../pcap/decode.js';
-import type { ClassicRecordFormat, RawPacket, ReadResult, RecordRunCounter } from '../pcap/types.js';
+import type {
+  ClassicRecordFormat,
+  PcapngInterfaceFormat,
+  RawPacket,
+  ReadResult,
+  RecordRunCounter,
+} from '../pcap/types.js';
 import {
   classifyStart,
   clientHelloLength,
@@ -300,6 +306,8 @@ export class Analyzer {
   maxInterface = 0;
   linkTypes = new Set<number>();
   private lastLinkType = -1;
+  /** linkTypes as the WebAssembly path reads it: a byte per link type, 1 when seen. */
+  declare private readonly linkSeen: Uint8Array;
   overflowPackets = 0;
   overflowBytes = 0;
   /** Traffic by direction relative to the host: [none/other, out, in, local, nonIp] packets and bytes. */
@@ -362,6 +370,7 @@ export class Analyzer {
       options.fastPath !== false ? createPacketMemory(packetMemoryBytes(expected, this.maxFlows)) : undefined;
     this.packetMemory = memory;
     const doubles = (length: number) => memory?.float64(length) ?? new Float64Array(length);
+    this.linkSeen = memory?.uint8(65_536) ?? new Uint8Array(65_536);
     this.stackPackets = doubles(STACKS);
     this.stackBytes = doubles(STACKS);
     this.volumePackets = doubles(5);
@@ -425,7 +434,7 @@ export class Analyzer {
     const arrays = [
       ...[this.table.slots, this.table.keys, this.flows.cold],
       ...[this.stackPackets, this.stackBytes, this.volumePackets, this.volumeBytes],
-      ...[log.flow, log.dir, log.t, log.bytes],
+      ...[log.flow, log.dir, log.t, log.bytes, this.linkSeen],
     ];
     this.fastBuffer = memory && arrays.every((a) => memory.holds(a)) ? memory.memory.buffer : undefined;
   }
@@ -438,8 +447,13 @@ export class Analyzer {
     packets: 0,
     capturedBytes: 0,
     startClassic: (format) => this.startClassic(format),
-    countRecords: (buf, pos, end, maxPackets) => this.countRecords(buf, pos, end, maxPackets),
+    countRecords: (buf, pos, end, maxPackets) => this.countRun(buf, pos, end, maxPackets, false),
+    startSection: (littleEndian, interfaces, maxBlockBytes) =>
+      this.startSection(littleEndian, interfaces, maxBlockBytes),
+    countBlocks: (buf, pos, end, maxPackets) => this.countRun(buf, pos, end, maxPackets, true),
   };
+  /** The pcapng section's interfaces as the WebAssembly path reads them (4 doubles each). */
+  private interfaceTable: Float64Array | undefined;
 
   private startClassic(format: ClassicRecordFormat): boolean {
     const memory = this.packetMemory;
@@ -453,7 +467,32 @@ export class Analyzer {
     return true;
   }
 
-  private countRecords(buf: Buffer, pos: number, end: number, maxPackets: number): number {
+  private startSection(littleEndian: boolean, interfaces: PcapngInterfaceFormat[], maxBlockBytes: number): boolean {
+    const memory = this.packetMemory;
+    if (!memory) return false;
+    let table = this.interfaceTable;
+    if (table === undefined || table.length < interfaces.length * 4) {
+      table = memory.float64(Math.max(64, interfaces.length * 8));
+      if (!table) return false;
+      this.interfaceTable = table;
+    }
+    interfaces.forEach((iface, i) => {
+      table[4 * i] = iface.linkType;
+      // times in µs or ns (if_tsresol 6 or 9, nearly every file) are converted in WebAssembly; others in TypeScript
+      table[4 * i + 1] = iface.unitsPerSecond === 1e6 || iface.unitsPerSecond === 1e9 ? iface.unitsPerSecond : 0;
+      table[4 * i + 2] = iface.offsetSeconds;
+      table[4 * i + 3] = iface.index;
+    });
+    const p = memory.params;
+    p[P.LITTLE_ENDIAN] = littleEndian ? 1 : 0;
+    p[P.IFACES_AT] = table.byteOffset;
+    p[P.IFACE_COUNT] = interfaces.length;
+    p[P.MAX_BLOCK] = maxBlockBytes;
+    return true;
+  }
+
+  /** Counts a run of classic pcap records or pcapng blocks in WebAssembly (ReadOptions.recordRuns). */
+  private countRun(buf: Buffer, pos: number, end: number, maxPackets: number, blocks: boolean): number {
     const runs = this.recordRuns;
     runs.packets = 0;
     runs.capturedBytes = 0;
@@ -464,7 +503,7 @@ export class Analyzer {
     let at = base + pos;
     this.writeParams(p, maxPackets);
     for (;;) {
-      at = memory.run(at, base + end);
+      at = blocks ? memory.runBlocks(at, base + end) : memory.run(at, base + end);
       runs.packets += p[P.READ] as number;
       runs.capturedBytes += p[P.READ_BYTES] as number;
       p[P.PACKETS_LEFT] = (p[P.PACKETS_LEFT] as number) - (p[P.READ] as number);
@@ -495,6 +534,9 @@ export class Analyzer {
     p[P.CUT] = this.packetsCut;
     p[P.MIN_T] = this.minT;
     p[P.MAX_T] = this.maxT;
+    p[P.MIN_IFACE] = this.minInterface;
+    p[P.MAX_IFACE] = this.maxInterface;
+    p[P.LINK_SEEN_AT] = this.linkSeen.byteOffset;
     p[P.SIZE] = table.size;
     p[P.CAPACITY] = table.capacity;
     p[P.SLOT_MASK] = table.mask;
@@ -542,15 +584,10 @@ export class Analyzer {
     this.bytes = p[P.BYTES] as number;
     this.capturedBytes = p[P.CAPTURED] as number;
     this.packetsCut = p[P.CUT] as number;
-    // a classic pcap file has one interface: 0
-    if ((p[P.MIN_T] as number) < this.minT) {
-      this.minT = p[P.MIN_T] as number;
-      this.minInterface = 0;
-    }
-    if ((p[P.MAX_T] as number) > this.maxT) {
-      this.maxT = p[P.MAX_T] as number;
-      this.maxInterface = 0;
-    }
+    this.minT = p[P.MIN_T] as number;
+    this.maxT = p[P.MAX_T] as number;
+    this.minInterface = p[P.MIN_IFACE] as number;
+    this.maxInterface = p[P.MAX_IFACE] as number;
     this.table.size = p[P.SIZE] as number;
     this.timeline.count = p[P.BIN_COUNT] as number;
     this.tcpSegments = p[P.TCP_SEGMENTS] as number;
@@ -593,6 +630,7 @@ export class Analyzer {
     if (raw.linkType !== this.lastLinkType) {
       this.lastLinkType = raw.linkType; // a Set lookup per packet costs more than this compare
       this.linkTypes.add(raw.linkType);
+      this.linkSeen[raw.linkType & 0xffff] = 1;
     }
     const t = (raw.seconds - this.baseSeconds) * 1e9 + (raw.nanos - this.baseNanos);
     this.clock[0] = t;

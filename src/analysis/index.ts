@@ -46,8 +46,17 @@ function readerHooks(
     packets: 0,
     capturedBytes: 0,
     startClassic: (format) => runs.startClassic(format),
+    startSection: (littleEndian, interfaces, maxBlockBytes) =>
+      runs.startSection(littleEndian, interfaces, maxBlockBytes),
     countRecords(buf, pos, end, maxPackets) {
       const at = runs.countRecords(buf, pos, end, maxPackets);
+      this.packets = runs.packets;
+      this.capturedBytes = runs.capturedBytes;
+      report();
+      return at;
+    },
+    countBlocks(buf, pos, end, maxPackets) {
+      const at = runs.countBlocks(buf, pos, end, maxPackets);
       this.packets = runs.packets;
       this.capturedBytes = runs.capturedBytes;
       report();

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { buildPacketPathModule, PACKET_PATH_MODULE } from '../../scripts/build-w
 import { makeSyntheticCorpus } from '../../test/pcap-corpus.js';
 import { readCaptureFile } from '../pcap/reader.js';
 import { LinkType } from '../pcap/types.js';
+import { createPcapngWriter } from '../pcap/writer.js';
 import { writeEdgeCaptures } from './edge-captures.test-helper.js';
 import {
   clientHello,
@@ -27,6 +29,20 @@ import { type AnalyzeOptions, Analyzer, analyzeCapture } from './index.js';
  * reference: whole reports must be the same, on traffic that goes through every branch of the WebAssembly path (and
  * through the places where it hands packets back).
  */
+
+/** Wireshark's editcap and mergecap make the pcapng files (Debian package tshark, which the tshark tests need too). */
+function wiresharkSkipReason(): string | undefined {
+  try {
+    execFileSync('editcap', ['-h'], { stdio: 'ignore' });
+    execFileSync('mergecap', ['-h'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    const reason = 'needs editcap and mergecap (Debian package tshark)';
+    if (process.env.CI === 'true') throw new Error(`CI=true but this test ${reason}`);
+    return reason;
+  }
+}
+const wiresharkMissing = wiresharkSkipReason();
 
 const HOST4 = '10.0.0.5';
 const HOST6 = '2001:db8::5';
@@ -247,6 +263,34 @@ describe('the WebAssembly packet path', () => {
       LinkType.RAW,
       mixedTraffic(4, 1500).map((f) => ({ t: f.t, data: f.ip })),
     );
+    if (!wiresharkMissing) {
+      // pcapng from Wireshark's tools: µs and ns, two interfaces of different link types, packets with comments
+      const editcap = (args: string[]) => execFileSync('editcap', args, { stdio: 'ignore' });
+      files['mixed-pcapng'] = join(dir, 'mixed.pcapng');
+      editcap(['-F', 'pcapng', files['mixed-ethernet'], files['mixed-pcapng']]);
+      files['mixed-pcapng-ns'] = join(dir, 'mixed-ns.pcapng');
+      editcap(['-F', 'pcapng', files['mixed-nanosecond'], files['mixed-pcapng-ns']]);
+      // interface 0 µs SLL2, interface 1 ns Ethernet 5 s later: the first packet is interface 0's, the last 1's
+      const later = join(dir, 'mixed-later.pcap');
+      editcap(['-t', '5', files['mixed-nanosecond'], later]);
+      files['mixed-pcapng-two'] = join(dir, 'mixed-two.pcapng');
+      const two = files['mixed-pcapng-two'];
+      execFileSync('mergecap', ['-F', 'pcapng', '-w', two, files['mixed-sll2'], later], { stdio: 'ignore' });
+      files['mixed-pcapng-comments'] = join(dir, 'mixed-comments.pcapng');
+      editcap(['-a', '5:a comment', '-a', '1000:another', files['mixed-pcapng'], files['mixed-pcapng-comments']]);
+    }
+    // big-endian pcapng with nanoseconds and an if_tsoffset, from tripcap's writer
+    files['mixed-pcapng-be'] = join(dir, 'mixed-be.pcapng');
+    const writer = createPcapngWriter(files['mixed-pcapng-be'], {
+      littleEndian: false,
+      interfaces: [{ linkType: LinkType.ETHERNET, snaplen: 262_144, tsresol: 9, tsoffset: 1000 }],
+    });
+    for (const f of mixedTraffic(5, 1500)) {
+      const seconds = Math.floor(f.t);
+      const data = ethernet(f.v6 ? 0x86dd : 0x0800, f.ip, f.vlan ? [{ id: 7 }] : []);
+      await writer.write({ seconds, nanos: Math.round((f.t - seconds) * 1e9), data });
+    }
+    await writer.close();
     Object.assign(files, writeEdgeCaptures(dir));
     Object.assign(files, await makeSyntheticCorpus(join(dir, 'synthetic')));
   });
@@ -266,6 +310,29 @@ describe('the WebAssembly packet path', () => {
       expect(a.packets).toBeGreaterThan(10_000);
       expect(a.fastPackets / a.packets).toBeGreaterThan(0.8);
     }
+  });
+
+  it.skipIf(wiresharkMissing)('counts pcapng files too, with the same reports', async () => {
+    for (const name of [
+      'mixed-pcapng',
+      'mixed-pcapng-ns',
+      'mixed-pcapng-two',
+      'mixed-pcapng-comments',
+      'mixed-pcapng-be',
+    ]) {
+      const file = files[name] as string;
+      const a = new Analyzer({ hostIps: [HOST4, HOST6] });
+      await readCaptureFile(file, a.onPacket, { allocateBuffer: a.allocateBuffer, recordRuns: a.recordRuns });
+      expect(a.fastPackets / a.packets).toBeGreaterThan(0.7);
+      await expectSameReports(file, { hostIps: [HOST4, HOST6] });
+      await expectSameReports(file);
+    }
+    const comments = await analyzeCapture(files['mixed-pcapng-comments'] as string);
+    expect(comments.summary.comments).toEqual(['a comment', 'another']);
+    const two = await analyzeCapture(files['mixed-pcapng-two'] as string);
+    expect(two.summary.linkTypes).toEqual(['LINUX_SLL2', 'ETHERNET']);
+    // each time with the precision of its packet's interface
+    expect([two.summary.firstTime?.length, two.summary.lastTime?.length]).toEqual([27, 30]);
   });
 
   it.each(['mixed-ethernet', 'mixed-nanosecond', 'mixed-bigEndian', 'mixed-sll2', 'mixed-raw'])(

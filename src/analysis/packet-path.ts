@@ -34,8 +34,8 @@ declare global {
 const PAGE = 65_536;
 /** WebAssembly's 32-bit addresses allow 4 GiB; a larger reservation than this is not worth its address space. */
 export const MAX_PACKET_MEMORY = 1 << 30;
-/** The parameter block at byte 0 (P): 64 doubles (scripts/build-wasm.ts checks that P stays within them). */
-const PARAM_BYTES = 512;
+/** The parameter block at byte 0 (P): 128 doubles (scripts/build-wasm.ts checks that P stays within them). */
+const PARAM_BYTES = 1024;
 
 let compiled: WebAssembly.Module | undefined;
 
@@ -43,6 +43,8 @@ export class PacketMemory implements TableMemory {
   readonly memory: WebAssembly.Memory;
   /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */
   readonly run: (from: number, to: number) => number;
+  /** The same for pcapng: counts Enhanced Packet Blocks. */
+  readonly runBlocks: (from: number, to: number) => number;
   /** Writes run()'s counts into the parameter block. */
   readonly storeState: () => void;
   /** build-report.ts's aggregations, on arrays in this memory (see the WebAssembly source for the arguments). */
@@ -62,6 +64,7 @@ export class PacketMemory implements TableMemory {
     const exports = new WebAssembly.Instance(compiled, { env: { memory: this.memory } }).exports;
     this.run = exports.run as PacketMemory['run'];
     this.storeState = exports.storeState as PacketMemory['storeState'];
+    this.runBlocks = exports.runBlocks as PacketMemory['runBlocks'];
     this.ipPairs = exports.ipPairs as PacketMemory['ipPairs'];
     this.ipEndpointTally = exports.ipEndpointTally as PacketMemory['ipEndpointTally'];
     this.l4EndpointTally = exports.l4EndpointTally as PacketMemory['l4EndpointTally'];

@@ -1,7 +1,7 @@
 import { formatIPv4, formatIPv6 } from './decode.js';
 import { PacketRecord, type ReadBuffer, type ReadState } from './read-buffer.js';
 import { TimestampConverter } from './timestamp.js';
-import { CaptureFormatError, type InterfaceInfo, type RawPacket } from './types.js';
+import { CaptureFormatError, type InterfaceInfo, type RawPacket, type RecordRunCounter } from './types.js';
 
 /**
  * pcapng (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html): a sequence of sections, each a Section
@@ -88,6 +88,17 @@ export async function readPcapngBlocks(
   let need = 12;
   let packets = 0;
   let capturedBytes = 0;
+  let runs: RecordRunCounter | undefined;
+  /** Tells the record-run counter of the section's interfaces (SHB, IDB); it counts the section's plain EPBs. */
+  const startSection = () => {
+    const list = ifaces.map(({ linkType, clock, index }) => ({
+      linkType,
+      unitsPerSecond: clock.unitsPerSecond,
+      offsetSeconds: clock.offsetSeconds,
+      index,
+    }));
+    runs = state.recordRuns?.startSection(le, list, maxBlock) ? state.recordRuns : undefined;
+  };
 
   /** Corruption: before the first section header is complete the file is unusable; afterwards what came stands. */
   const corrupt = (message: string) => {
@@ -98,6 +109,12 @@ export async function readPcapngBlocks(
   try {
     for (;;) {
       while (end - pos >= 12) {
+        if (runs !== undefined) {
+          pos = runs.countBlocks(rb.buf, pos, end, maxPackets - packets);
+          packets += runs.packets;
+          capturedBytes += runs.capturedBytes;
+          if (end - pos < 12) break;
+        }
         const type = view.getUint32(pos, le);
         if (type === BlockType.SHB) {
           const bom = view.getUint32(pos + 8, true);
@@ -223,6 +240,7 @@ export async function readPcapngBlocks(
             else if (code === SHB_OS) info.os ??= text(rb.buf, at, len);
             else if (code === SHB_USERAPPL) info.application ??= text(rb.buf, at, len);
           });
+          startSection();
         } else if (section < 0) {
           corrupt('the first block is not a section header'); // unreachable: the magic is the SHB type
           return;
@@ -231,6 +249,7 @@ export async function readPcapngBlocks(
           const index = state.addInterface(iface.info);
           if (index < 0) return;
           ifaces.push({ linkType: iface.info.linkType, snaplen: iface.info.snaplen, index, clock: iface.clock });
+          startSection();
         } else if (type === BlockType.NRB) {
           readNameRecords(rb, view, le, pos + 8, pos + length - 4, state);
         } else if (type === BlockType.ISB) {

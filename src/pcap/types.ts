@@ -119,7 +119,7 @@ export interface ReadOptions {
    * buffers of their own either way.
    */
   allocateBuffer?: (bytes: number) => Buffer | undefined;
-  /** Counts runs of classic pcap records in place of onPacket (the analyzer's WebAssembly path). */
+  /** Counts runs of packet records in place of onPacket (the analyzer's WebAssembly path). */
   recordRuns?: RecordRunCounter;
   /** Called as each interface is declared (before its packets), with its index in `CaptureFileInfo.interfaces`. */
   onInterface?: (iface: InterfaceInfo, index: number) => void;
@@ -142,13 +142,23 @@ export interface ClassicRecordFormat {
   maxCaptured: number;
 }
 
+/** A pcapng section's interface, for RecordRunCounter. */
+export interface PcapngInterfaceFormat {
+  linkType: number;
+  /** Timestamp units per second (if_tsresol) and seconds added (if_tsoffset). */
+  unitsPerSecond: number;
+  offsetSeconds: number;
+  /** Index in CaptureFileInfo.interfaces. */
+  index: number;
+}
+
 /**
- * Counts runs of classic pcap records where they lie in the read buffer, for a consumer that does this faster than
- * one onPacket call per record. The reader hands it each stretch of complete records, and onPacket the record it
- * stops at; records it counted never reach onPacket.
+ * Counts runs of packet records where they lie in the read buffer, for a consumer that does this faster than one
+ * onPacket call per record. The reader hands it each stretch of complete records (classic pcap) or blocks (pcapng),
+ * and onPacket (or its own block parser) what it stops at; records it counted never reach onPacket.
  */
 export interface RecordRunCounter {
-  /** Called with the file's layout before its records; false: not for this file. */
+  /** Called with a classic pcap file's layout before its records; false: not for this file. */
   startClassic(format: ClassicRecordFormat): boolean;
   /**
    * Counts complete records of `buf` from `pos` (data ends at `end`), at most `maxPackets`; returns where it stopped
@@ -156,6 +166,13 @@ export interface RecordRunCounter {
    * `capturedBytes` to what it counted.
    */
   countRecords(buf: Buffer, pos: number, end: number, maxPackets: number): number;
+  /**
+   * Called at each pcapng section and interface with the section's byte order and interfaces so far, and the largest
+   * block the reader accepts; false: not for this section (until the next call).
+   */
+  startSection(littleEndian: boolean, interfaces: PcapngInterfaceFormat[], maxBlockBytes: number): boolean;
+  /** countRecords() for pcapng blocks: it stops at the first block that is not a plain Enhanced Packet Block. */
+  countBlocks(buf: Buffer, pos: number, end: number, maxPackets: number): number;
   packets: number;
   capturedBytes: number;
 }

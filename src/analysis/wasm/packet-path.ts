@@ -7,7 +7,7 @@
 // parsers (DNS, TLS ClientHello, HTTP): run() stops after counting such a packet and says which parser it needs.
 // The second part (Report tables) builds build-report.ts's tables over the flows.
 //
-// Memory layout: the doubles of the parameter block (P_*, at most 64, written by the analyzer before a run, the
+// Memory layout: the doubles of the parameter block (P_*, at most 128, written by the analyzer before a run, the
 // counts read back after storeState()) at byte 0; the analyzer's arrays where the P_*_AT fields say (flow-table.ts
 // and analyzer.ts layouts). Nothing static: the module has no data of its own in the analyzer's memory.
 
@@ -70,6 +70,16 @@ const P_LOG_T_AT: usize = 59;
 const P_LOG_BYTES_AT: usize = 60;
 // 1 when the analyzer wrote the parameters since run() last read them (run() keeps its state between calls otherwise)
 const P_FRESH: usize = 61;
+// pcapng: the section's interfaces (4 doubles each: link type, units per second (0: the TypeScript path converts its
+// times), seconds offset, index in the file's interfaces), the largest block the reader accepts, and the interfaces
+// of the earliest and latest packets
+const P_IFACES_AT: usize = 62;
+const P_IFACE_COUNT: usize = 63;
+const P_MAX_BLOCK: usize = 64;
+const P_MIN_IFACE: usize = 66;
+const P_MAX_IFACE: usize = 67;
+// the link types seen (a byte each, 1: seen): the analyzer lists them, so a new one is its to see
+const P_LINK_SEEN_AT: usize = 65;
 // out: the payload parser the last packet needs (STEP_*), with the packet's flow, direction, TCP sequence number and
 // payload length, and the captured payload [STEP_FROM, STEP_TO) as memory offsets
 const P_STEP: usize = 50;
@@ -145,7 +155,8 @@ let k7: u32 = 0;
 let k8: u32 = 0;
 let k9: u32 = 0;
 
-// The analyzer's state, from the parameter block: loaded when run() starts, the counts stored back when it returns.
+// The analyzer's state, from the parameter block: loaded by run() when P_FRESH says the analyzer wrote it, the counts
+// written back by storeState().
 let packetIndex: f64 = 0;
 let wireBytes: f64 = 0;
 let capturedBytes: f64 = 0;
@@ -156,6 +167,9 @@ let flowCount: f64 = 0;
 let flowCapacity: f64 = 0;
 let flowLimit: f64 = 0;
 let slotMask: u32 = 0;
+let linkSeenAt: usize = 0;
+let minInterface: f64 = 0;
+let maxInterface: f64 = 0;
 let binWidth: f64 = 0;
 let binCount: f64 = 0;
 let binLimit: f64 = 0;
@@ -199,6 +213,9 @@ function loadState(): void {
   minTime = param(P_MIN_T);
   maxTime = param(P_MAX_T);
   flowCount = param(P_SIZE);
+  linkSeenAt = at(P_LINK_SEEN_AT);
+  minInterface = param(P_MIN_IFACE);
+  maxInterface = param(P_MAX_IFACE);
   flowCapacity = param(P_CAPACITY);
   flowLimit = param(P_MAX_FLOWS);
   slotMask = <u32>param(P_SLOT_MASK);
@@ -247,6 +264,8 @@ export function storeState(): void {
   setParam(P_MIN_T, minTime);
   setParam(P_MAX_T, maxTime);
   setParam(P_SIZE, flowCount);
+  setParam(P_MIN_IFACE, minInterface);
+  setParam(P_MAX_IFACE, maxInterface);
   setParam(P_BIN_COUNT, binCount);
   setParam(P_LOG_N, logCount);
   setParam(P_TCP_SEGMENTS, tcpSegments);
@@ -291,16 +310,11 @@ function be32(p: usize): u32 {
 // FlowTable.hash() of the 10-word key
 @inline
 function hash(): u32 {
-  let h: u32 =
+  return finalMix(
     ((k0 ^ (k4 * 0x85ebca6b)) * 0x9e3779b1) ^
-    ((k8 ^ (k9 << 16)) * 0xc2b2ae35) ^
-    ((k1 ^ k2 ^ k3 ^ ((k5 ^ k6 ^ k7) * 0x165667b1)) * 0x27d4eb2f);
-  h ^= h >> 16;
-  h *= 0x85ebca6b;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35;
-  h ^= h >> 16;
-  return h;
+      ((k8 ^ (k9 << 16)) * 0xc2b2ae35) ^
+      ((k1 ^ k2 ^ k3 ^ ((k5 ^ k6 ^ k7) * 0x165667b1)) * 0x27d4eb2f),
+  );
 }
 
 // appClassifyStart(): Start of app.ts as the App the flow gets (TLS for a ClientHello too), 0 for none
@@ -378,12 +392,7 @@ export function run(from: usize, end: usize): usize {
     const t = (<f64>seconds - baseSeconds) * 1e9 + (<f64>fraction * nanosPerUnit - baseNanos);
     const counted = countPacket(p + 16, caplen, wire, t, linkType);
     if (counted == 0) break;
-    packetIndex += 1;
-    wireBytes += <f64>wire;
-    capturedBytes += <f64>caplen;
-    if (caplen < wire) cutPackets += 1;
-    if (t < minTime) minTime = t;
-    if (t > maxTime) maxTime = t;
+    countTotals(caplen, wire, t, 0);
     read += 1;
     readBytes += <f64>caplen;
     left -= 1;
@@ -396,11 +405,87 @@ export function run(from: usize, end: usize): usize {
   return p;
 }
 
+// Analyzer.onPacket()'s totals of a packet counted
+@inline
+function countTotals(caplen: u32, wire: u32, t: f64, iface: f64): void {
+  packetIndex += 1;
+  wireBytes += <f64>wire;
+  capturedBytes += <f64>caplen;
+  if (caplen < wire) cutPackets += 1;
+  if (t < minTime) {
+    minTime = t;
+    minInterface = iface;
+  }
+  if (t > maxTime) {
+    maxTime = t;
+    maxInterface = iface;
+  }
+}
+
+/**
+ * run() for pcapng: counts the complete Enhanced Packet Blocks from `from` to `end`, stopping at any other block, at
+ * an EPB with options (a comment: the reader keeps it), of an interface whose times the TypeScript path converts, or
+ * that the TypeScript path must judge (corrupt), and where run() stops.
+ */
+export function runBlocks(from: usize, end: usize): usize {
+  let p = from;
+  setParam(P_STEP, 0);
+  if (param(P_FRESH) != 0) {
+    loadState();
+    setParam(P_FRESH, 0);
+  }
+  let read: f64 = 0;
+  let readBytes: f64 = 0;
+  const le = param(P_LITTLE_ENDIAN) != 0;
+  const maxBlock = <usize>param(P_MAX_BLOCK);
+  const interfaces = at(P_IFACES_AT);
+  const interfaceCount = <u32>param(P_IFACE_COUNT);
+  const baseSeconds = param(P_BASE_SECONDS);
+  const baseNanos = param(P_BASE_NANOS);
+  let left = param(P_PACKETS_LEFT);
+  while (end - p >= 32 && left > 0) {
+    if ((le ? load<u32>(p) : be32(p)) != 6) break;
+    const length = <usize>(le ? load<u32>(p, 4) : be32(p + 4));
+    if (length < 32 || (length & 3) != 0 || length > maxBlock || length > end - p) break;
+    if (<usize>(le ? load<u32>(p + length - 4) : be32(p + length - 4)) != length) break;
+    const id = le ? load<u32>(p, 8) : be32(p + 8);
+    if (id >= interfaceCount) break;
+    const iface = interfaces + (<usize>id << 5);
+    const unitsPerSecond = <u64>load<f64>(iface, 8);
+    if (unitsPerSecond == 0) break;
+    const caplen = le ? load<u32>(p, 20) : be32(p + 20);
+    if (<usize>caplen > length - 32) break;
+    if (p + 28 + ((<usize>caplen + 3) & ~3) < p + length - 4) break; // options
+    const high = <u64>(le ? load<u32>(p, 12) : be32(p + 12));
+    const low = <u64>(le ? load<u32>(p, 16) : be32(p + 16));
+    const units = (high << 32) | low;
+    // TimestampConverter.toTime() for 10^6 and 10^9 units a second: exact
+    const seconds = <f64>(units / unitsPerSecond) + load<f64>(iface, 16);
+    const nanos = <f64>((units % unitsPerSecond) * (1_000_000_000 / unitsPerSecond));
+    const wire = le ? load<u32>(p, 24) : be32(p + 24);
+    const t = (seconds - baseSeconds) * 1e9 + (nanos - baseNanos);
+    const linkType = <u32>load<f64>(iface);
+    const counted = countPacket(p + 28, caplen, wire, t, linkType);
+    if (counted == 0) break;
+    countTotals(caplen, wire, t, load<f64>(iface, 24));
+    read += 1;
+    readBytes += <f64>caplen;
+    left -= 1;
+    p += length;
+    if (counted == 2 || (inferring && logCount >= logLimit)) break;
+  }
+  setParam(P_LOG_N, logCount);
+  setParam(P_READ, read);
+  setParam(P_READ_BYTES, readBytes);
+  return p;
+}
+
 // Counts one packet: 0 when it is left to the TypeScript path (nothing written), 1 when counted, 2 when counted and
 // a payload parser is needed (P_STEP*).
 function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u32): u32 {
   const n = packetIndex;
   if (n == 0) return 0; // the first packet sets the analyzer's base time
+  if (load<u8>(linkSeenAt + (<usize>linkType & 0xffff)) == 0) return 0; // a link type the analyzer has not seen
   const end = p + caplen;
   const wire = <f64>wireLength;
 
