@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPacketPathModule, PACKET_PATH_MODULE } from '../../scripts/build-wasm.js';
 import { makeSyntheticCorpus } from '../../test/pcap-corpus.js';
+import { wiresharkSkipReason } from '../../test/wireshark.js';
 import { readCaptureFile } from '../pcap/reader.js';
 import { LinkType } from '../pcap/types.js';
 import { createPcapngWriter } from '../pcap/writer.js';
@@ -30,18 +31,7 @@ import { type AnalyzeOptions, Analyzer, analyzeCapture } from './index.js';
  * through the places where it hands packets back).
  */
 
-/** Wireshark's editcap and mergecap make the pcapng files (Debian package tshark, which the tshark tests need too). */
-function wiresharkSkipReason(): string | undefined {
-  try {
-    execFileSync('editcap', ['-h'], { stdio: 'ignore' });
-    execFileSync('mergecap', ['-h'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    const reason = 'needs editcap and mergecap (Debian package tshark)';
-    if (process.env.CI === 'true') throw new Error(`CI=true but this test ${reason}`);
-    return reason;
-  }
-}
+// Wireshark's editcap and mergecap make some of the pcapng files
 const wiresharkMissing = wiresharkSkipReason();
 
 const HOST4 = '10.0.0.5';

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSkipReason } from '../../test/netns.js';
 import { CORPUS_NAMES, makeCorpus, makeSyntheticCorpus, SYNTHETIC_NAMES } from '../../test/pcap-corpus.js';
+import { wiresharkSkipReason } from '../../test/wireshark.js';
 import { writeEdgeCaptures } from './edge-captures.test-helper.js';
 import { analyzeCapture } from './index.js';
 import { captureLiveTraffic } from './live-captures.test-helper.js';
@@ -15,18 +15,7 @@ import { capinfosStats, compareWithTshark, tsharkStats, wiresharkSize } from './
  * IPv6, TCP and UDP conversations and endpoints (tshark -z conv,… -z endpoints,…) equal tripcap's report.
  */
 
-function toolsSkipReason(): string | undefined {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    execFileSync('capinfos', ['-h'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    const reason = 'needs tshark and capinfos (Debian package tshark)';
-    if (process.env.CI === 'true') throw new Error(`CI=true but this test ${reason}`);
-    return reason;
-  }
-}
-const toolsMissing = toolsSkipReason();
+const toolsMissing = wiresharkSkipReason();
 
 async function expectSameAsTshark(file: string): Promise<void> {
   const [report, tshark, capinfos] = await Promise.all([

@@ -367,13 +367,7 @@ function classifyStart(p: usize, end: usize): u32 {
  */
 export function run(from: usize, end: usize): usize {
   let p = from;
-  setParam(P_STEP, 0);
-  if (param(P_FRESH) != 0) {
-    loadState();
-    setParam(P_FRESH, 0);
-  }
-  let read: f64 = 0;
-  let readBytes: f64 = 0;
+  beginRun();
   const le = param(P_LITTLE_ENDIAN) != 0;
   const maxCaptured = <u32>param(P_MAX_CAPTURED);
   const unitsPerSecond = <u32>param(P_UNITS_PER_SECOND);
@@ -393,16 +387,32 @@ export function run(from: usize, end: usize): usize {
     const counted = countPacket(p + 16, caplen, wire, t, linkType);
     if (counted == 0) break;
     countTotals(caplen, wire, t, 0);
-    read += 1;
-    readBytes += <f64>caplen;
     left -= 1;
     p += 16 + <usize>caplen;
     if (counted == 2 || (inferring && logCount >= logLimit)) break;
   }
-  setParam(P_LOG_N, logCount); // the analyzer infers the host once the log is full
-  setParam(P_READ, read);
-  setParam(P_READ_BYTES, readBytes);
+  endRun();
   return p;
+}
+
+// what the runs have in common: the analyzer's state, loaded when it wrote it, and what it reads after each run
+let runPackets: f64 = 0;
+let runBytes: f64 = 0;
+
+function beginRun(): void {
+  setParam(P_STEP, 0);
+  if (param(P_FRESH) != 0) {
+    loadState();
+    setParam(P_FRESH, 0);
+  }
+  runPackets = 0;
+  runBytes = 0;
+}
+
+function endRun(): void {
+  setParam(P_LOG_N, logCount); // the analyzer infers the host once the log is full
+  setParam(P_READ, runPackets);
+  setParam(P_READ_BYTES, runBytes);
 }
 
 // Analyzer.onPacket()'s totals of a packet counted
@@ -412,6 +422,8 @@ function countTotals(caplen: u32, wire: u32, t: f64, iface: f64): void {
   wireBytes += <f64>wire;
   capturedBytes += <f64>caplen;
   if (caplen < wire) cutPackets += 1;
+  runPackets += 1;
+  runBytes += <f64>caplen;
   if (t < minTime) {
     minTime = t;
     minInterface = iface;
@@ -429,13 +441,7 @@ function countTotals(caplen: u32, wire: u32, t: f64, iface: f64): void {
  */
 export function runBlocks(from: usize, end: usize): usize {
   let p = from;
-  setParam(P_STEP, 0);
-  if (param(P_FRESH) != 0) {
-    loadState();
-    setParam(P_FRESH, 0);
-  }
-  let read: f64 = 0;
-  let readBytes: f64 = 0;
+  beginRun();
   const le = param(P_LITTLE_ENDIAN) != 0;
   const maxBlock = <usize>param(P_MAX_BLOCK);
   const interfaces = at(P_IFACES_AT);
@@ -468,15 +474,11 @@ export function runBlocks(from: usize, end: usize): usize {
     const counted = countPacket(p + 28, caplen, wire, t, linkType);
     if (counted == 0) break;
     countTotals(caplen, wire, t, load<f64>(iface, 24));
-    read += 1;
-    readBytes += <f64>caplen;
     left -= 1;
     p += length;
     if (counted == 2 || (inferring && logCount >= logLimit)) break;
   }
-  setParam(P_LOG_N, logCount);
-  setParam(P_READ, read);
-  setParam(P_READ_BYTES, readBytes);
+  endRun();
   return p;
 }
 
