@@ -1,8 +1,8 @@
-// AssemblyScript: the analyzer's packet path for runs of classic pcap records, compiled to WebAssembly by
-// scripts/build-wasm.ts into src/analysis/packet-path-wasm.ts. It counts the common packet (an IPv4/IPv6 TCP or UDP
-// packet, unfragmented, on Ethernet with or without VLAN tags, Linux SLL/SLL2 or raw IP) exactly as the analyzer's
-// TypeScript path does (analyzer.ts: onPacket, ipPacket, tcp), in the analyzer's own arrays, which live in this
-// memory. Any other packet it leaves, uncounted, to the TypeScript path, which is the reference:
+// AssemblyScript: the analyzer's packet path for runs of classic pcap records and pcapng Enhanced Packet Blocks,
+// compiled to WebAssembly by scripts/build-wasm.ts into src/analysis/packet-path-wasm.ts. It counts the common packet
+// (an IPv4/IPv6 TCP or UDP packet, unfragmented, on Ethernet with or without VLAN tags, Linux SLL/SLL2 or raw IP)
+// exactly as the analyzer's TypeScript path does (analyzer.ts: onPacket, ipPacket, tcp), in the analyzer's own
+// arrays, which live in this memory. Any other packet it leaves, uncounted, to the TypeScript path, which is the reference:
 // src/analysis/packet-path.test.ts compares whole reports of the two. Payloads are looked into by the TypeScript
 // parsers (DNS, TLS ClientHello, HTTP): run() stops after counting such a packet and says which parser it needs.
 // The second part (Report tables) builds build-report.ts's tables over the flows.
@@ -317,7 +317,7 @@ function hash(): u32 {
   );
 }
 
-// appClassifyStart(): Start of app.ts as the App the flow gets (TLS for a ClientHello too), 0 for none
+// what classifyStart() says, as far as the flow's label goes (Start of app.ts: both HTTP kinds are HTTP)
 const START_NONE: u32 = 0;
 const START_CLIENT_HELLO: u32 = 1;
 const START_TLS: u32 = 2;
@@ -360,7 +360,7 @@ function classifyStart(p: usize, end: usize): u32 {
 }
 
 /**
- * Counts the complete records from `p` to `end` (memory offsets of a read buffer) until one is left to the
+ * Counts the complete records from `from` to `end` (memory offsets of a read buffer) until one is left to the
  * TypeScript path, one needs a payload parser (P_STEP), the inference log is full, or P_PACKETS_LEFT is spent;
  * returns where it stopped: at the record left over, or after the last one counted. It reads the analyzer's state
  * from the parameter block when P_FRESH says it changed, and keeps its counts until storeState().
@@ -435,9 +435,9 @@ function countTotals(caplen: u32, wire: u32, t: f64, iface: f64): void {
 }
 
 /**
- * run() for pcapng: counts the complete Enhanced Packet Blocks from `from` to `end`, stopping at any other block, at
- * an EPB with options (a comment: the reader keeps it), of an interface whose times the TypeScript path converts, or
- * that the TypeScript path must judge (corrupt), and where run() stops.
+ * run() for pcapng: counts the complete Enhanced Packet Blocks from `from` to `end`. It stops where run() does, and
+ * at any other block, an EPB with options (a comment, which the reader keeps), an EPB of an interface whose times the
+ * TypeScript path converts, and any block the reader must judge (a length or interface that does not add up).
  */
 export function runBlocks(from: usize, end: usize): usize {
   let p = from;
