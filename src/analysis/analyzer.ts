@@ -31,7 +31,7 @@ import {
 } from './app.js';
 import { buildReport, type FinishContext } from './build-report.js';
 import { FLOW_KEY_WIDTH, FlowTable } from './flow-table.js';
-import { MAX_PACKET_MEMORY, P, PacketMemory, Step } from './packet-path.js';
+import { doublesIn, MAX_PACKET_MEMORY, P, PacketMemory, Step } from './packet-path.js';
 import type { Report } from './report.js';
 import { Direction, TimelineBuilder } from './timeline.js';
 
@@ -143,8 +143,8 @@ export class Flows {
   constructor(
     readonly table: FlowTable,
     capacity: number,
-    /** Where the arrays come from when not from the JavaScript heap (the memory the WebAssembly code works in). */
-    private readonly allocate: (length: number) => Float64Array | undefined = () => undefined,
+    /** Where the arrays come from (the memory the WebAssembly code works in, when it has room). */
+    private readonly doubles: (length: number) => Float64Array = (length) => new Float64Array(length),
   ) {
     this.capacity = capacity;
     this.cold = this.doubles(capacity * C_STRIDE);
@@ -153,10 +153,6 @@ export class Flows {
     this.tapEnd = this.doubles(capacity);
     this.l4Start = this.doubles(capacity);
     this.l4End = this.doubles(capacity);
-  }
-
-  private doubles(length: number): Float64Array {
-    return this.allocate(length) ?? new Float64Array(length);
   }
 
   grow(): void {
@@ -369,7 +365,7 @@ export class Analyzer {
     const memory =
       options.fastPath !== false ? createPacketMemory(packetMemoryBytes(expected, this.maxFlows)) : undefined;
     this.packetMemory = memory;
-    const doubles = (length: number) => memory?.float64(length) ?? new Float64Array(length);
+    const doubles = (length: number) => doublesIn(memory, length);
     this.linkSeen = memory?.uint8(65_536) ?? new Uint8Array(65_536);
     this.stackPackets = doubles(STACKS);
     this.stackBytes = doubles(STACKS);
@@ -383,14 +379,14 @@ export class Analyzer {
       n: 0,
     };
     this.table = new FlowTable(KEY_WIDTH, expected, FLOW_STRIDE_WORDS, memory);
-    this.flows = new Flows(this.table, this.table.capacity, (length) => memory?.float64(length));
+    this.flows = new Flows(this.table, this.table.capacity, doubles);
     if (options.binSeconds !== undefined && !(options.binSeconds > 0)) {
       throw new RangeError(`binSeconds must be a positive number of seconds, not ${options.binSeconds}`);
     }
     this.timeline = new TimelineBuilder(
       this.clock,
       options.binSeconds !== undefined ? Math.max(1, Math.round(options.binSeconds * 1e9)) : undefined,
-      (length) => memory?.float64(length),
+      doubles,
     );
     if (options.hostIps && options.hostIps.length > 0) {
       for (const text of options.hostIps) {

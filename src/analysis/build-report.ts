@@ -23,7 +23,7 @@ import {
 } from './analyzer.js';
 import { explain, type RemoteFacts } from './explain.js';
 import { FlowTable } from './flow-table.js';
-import type { PacketMemory } from './packet-path.js';
+import { doublesIn, type PacketMemory } from './packet-path.js';
 import type { Conversation, Endpoint, Peer, ProtocolNode, Report, Summary, TcpHealth } from './report.js';
 import { REPORT_VERSION } from './report.js';
 
@@ -152,12 +152,12 @@ function ipPairs(a: Analyzer, cols: ReturnType<typeof flowColumns>) {
   const memory = a.packetMemory;
   const n = Math.max(1, nFlows);
   const ipTable = new FlowTable(9, Math.max(16, nFlows), 9, memory);
-  const ipFrames = doubles(memory, n * 2);
-  const ipBytes = doubles(memory, n * 2);
-  const ipFirst = doubles(memory, n).fill(-1);
+  const ipFrames = doublesIn(memory, n * 2);
+  const ipBytes = doublesIn(memory, n * 2);
+  const ipFirst = doublesIn(memory, n).fill(-1);
   const ipFirstDir = memory?.uint8(n) ?? new Uint8Array(n);
-  const ipStart = doubles(memory, n);
-  const ipEnd = doubles(memory, n);
+  const ipStart = doublesIn(memory, n);
+  const ipEnd = doublesIn(memory, n);
   const arrays = [keys, flows.cold, tapF, tapB, cols.tapStart, cols.tapEnd, ipTable.slots, ipTable.keys, ipFrames];
   if (memory && [...arrays, ipBytes, ipFirst, ipFirstDir, ipStart, ipEnd].every((x) => memory.holds(x))) {
     ipTable.size = memory.ipPairs(
@@ -316,12 +316,12 @@ function flowColumns(a: Analyzer) {
   const flows = a.flows;
   const miss = flows.miss;
   const memory = a.packetMemory;
-  const tapF = doubles(memory, 2 * n);
-  const tapB = doubles(memory, 2 * n);
-  const l4F = doubles(memory, 2 * n);
-  const l4B = doubles(memory, 2 * n);
-  const tapStart = doubles(memory, n);
-  const tapEnd = doubles(memory, n);
+  const tapF = doublesIn(memory, 2 * n);
+  const tapB = doublesIn(memory, 2 * n);
+  const l4F = doublesIn(memory, 2 * n);
+  const l4B = doublesIn(memory, 2 * n);
+  const tapStart = doublesIn(memory, n);
+  const tapEnd = doublesIn(memory, n);
   const arrays = [a.table.keys, miss, flows.tapStart, flows.tapEnd, tapF, tapB, l4F, l4B, tapStart, tapEnd];
   if (memory && arrays.every((x) => memory.holds(x))) {
     memory.flowColumns(...[a.table.keys.byteOffset, n], ...arrays.slice(1).map((x) => x.byteOffset));
@@ -347,11 +347,6 @@ function flowColumns(a: Analyzer) {
     tapEnd[f] = ipMiss ? (flows.tapEnd[f] as number) : (f64[r + N.END] as number);
   }
   return { tapF, tapB, l4F, l4B, tapStart, tapEnd };
-}
-
-/** Doubles in the packet memory, where the WebAssembly versions of the aggregations can use them. */
-function doubles(memory: PacketMemory | undefined, length: number): Float64Array {
-  return memory?.float64(length) ?? new Float64Array(length);
 }
 
 function addressText(words: Uint32Array, at: number, v6: boolean): string {
@@ -435,8 +430,8 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
     const rows = new Int32Array(ipTable.size);
     let n = 0;
     for (let c = 0; c < ipTable.size; c++) if (((ipKeys[c * 9 + 8] as number) !== 0) === v6) rows[n++] = c;
-    const bytes = doubles(memory, n);
-    const frames = doubles(memory, n);
+    const bytes = doublesIn(memory, n);
+    const frames = doublesIn(memory, n);
     for (let i = 0; i < n; i++) {
       const c = rows[i] as number;
       bytes[i] = (ipBytes[2 * c] as number) + (ipBytes[2 * c + 1] as number);
@@ -468,8 +463,8 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   // ---- TCP/UDP conversations: the flows themselves
   const l4Conv = (proto: number) => {
     const rows = new Int32Array(nFlows);
-    const bytes = doubles(memory, nFlows);
-    const frames = doubles(memory, nFlows);
+    const bytes = doublesIn(memory, nFlows);
+    const frames = doublesIn(memory, nFlows);
     let n = 0;
     for (let f = 0; f < nFlows; f++) {
       const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
@@ -747,8 +742,8 @@ class Tally {
     const d = t.f64;
     const keys = t.keys;
     const picked = new Int32Array(t.size);
-    const bytes = doubles(this.memory, t.size);
-    const frames = doubles(this.memory, t.size);
+    const bytes = doublesIn(this.memory, t.size);
+    const frames = doublesIn(this.memory, t.size);
     let n = 0;
     for (const want of [tag, tag2]) {
       if (want < 0) continue;
@@ -970,8 +965,8 @@ function remoteFacts(a: Analyzer): RemoteFacts {
       const t = kind === 'address' ? addr : svc;
       const vals = kind === 'address' ? addrVals : svcVals;
       const o = dir === 'out' ? 0 : 2;
-      const weights = doubles(a.packetMemory, t.size);
-      const seconds = doubles(a.packetMemory, t.size);
+      const weights = doublesIn(a.packetMemory, t.size);
+      const seconds = doublesIn(a.packetMemory, t.size);
       for (let e = 0; e < t.size; e++) {
         weights[e] = vals[6 * e + o] as number;
         seconds[e] = vals[6 * e + o + 1] as number;

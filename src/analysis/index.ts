@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { type PacketCallback, readCaptureFile, readCaptureStream } from '../pcap/reader.js';
-import type { RawPacket, ReadOptions, ReadResult, RecordRunCounter } from '../pcap/types.js';
+import { readCaptureFile, readCaptureStream } from '../pcap/reader.js';
+import type { ReadOptions, ReadResult } from '../pcap/types.js';
 import { Analyzer, type AnalyzerOptions, flowsHint } from './analyzer.js';
 import type { Report } from './report.js';
 
@@ -14,60 +14,18 @@ export interface AnalyzeOptions extends AnalyzerOptions {
   /** Another capture file, or a report of one (a .json file), to compare with. */
   baseline?: string | Report;
   signal?: AbortSignal;
-  /** Called now and then with the bytes of packet records read so far (an estimate for pcapng). */
+  /** Called after each read of the capture with the bytes read so far (of all its files, for analyzeStreams). */
   onProgress?: (bytesRead: number) => void;
 }
 
-const PROGRESS_EVERY_PACKETS = 65_536;
-
-/**
- * What the reader gets: the analyzer's packet callback and record-run counter, reporting progress (`onProgress`, the
- * bytes of the packet records read so far) every PROGRESS_EVERY_PACKETS packets or so.
- */
-function readerHooks(
-  analyzer: Analyzer,
-  options: AnalyzeOptions,
-): { onPacket: PacketCallback; readOptions: ReadOptions } {
-  const readOptions: ReadOptions = {
+/** The reader's options for an analyzer: its buffers and record-run counter (the WebAssembly path), and progress. */
+function readOptionsFor(analyzer: Analyzer, options: AnalyzeOptions, onProgress = options.onProgress): ReadOptions {
+  return {
     allocateBuffer: analyzer.allocateBuffer,
+    recordRuns: analyzer.recordRuns,
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(onProgress ? { onProgress } : {}),
   };
-  const onProgress = options.onProgress;
-  if (!onProgress)
-    return { onPacket: analyzer.onPacket, readOptions: { ...readOptions, recordRuns: analyzer.recordRuns } };
-  let next = PROGRESS_EVERY_PACKETS;
-  const report = () => {
-    if (analyzer.packets < next) return;
-    next = analyzer.packets + PROGRESS_EVERY_PACKETS;
-    onProgress(24 + 16 * analyzer.packets + analyzer.capturedBytes);
-  };
-  const runs = analyzer.recordRuns;
-  const recordRuns: RecordRunCounter = {
-    packets: 0,
-    capturedBytes: 0,
-    startClassic: (format) => runs.startClassic(format),
-    startSection: (littleEndian, interfaces, maxBlockBytes) =>
-      runs.startSection(littleEndian, interfaces, maxBlockBytes),
-    countRecords(buf, pos, end, maxPackets) {
-      const at = runs.countRecords(buf, pos, end, maxPackets);
-      this.packets = runs.packets;
-      this.capturedBytes = runs.capturedBytes;
-      report();
-      return at;
-    },
-    countBlocks(buf, pos, end, maxPackets) {
-      const at = runs.countBlocks(buf, pos, end, maxPackets);
-      this.packets = runs.packets;
-      this.capturedBytes = runs.capturedBytes;
-      report();
-      return at;
-    },
-  };
-  const onPacket = (p: RawPacket) => {
-    analyzer.onPacket(p);
-    report();
-  };
-  return { onPacket, readOptions: { ...readOptions, recordRuns } };
 }
 
 async function loadBaseline(
@@ -91,8 +49,7 @@ export async function analyzeCapture(path: string, options: AnalyzeOptions = {})
   const base = await loadBaseline(options.baseline, options);
   const size = (await stat(path)).size;
   const analyzer = new Analyzer({ expectedFlows: flowsHint(size), ...options });
-  const { onPacket, readOptions } = readerHooks(analyzer, options);
-  const read = await readCaptureFile(path, onPacket, readOptions);
+  const read = await readCaptureFile(path, analyzer.onPacket, readOptionsFor(analyzer, options));
   return analyzer.finish(read, {
     path,
     fileSize: size,
@@ -108,8 +65,7 @@ export async function analyzeStream(
 ): Promise<Report> {
   const base = await loadBaseline(options.baseline, options);
   const analyzer = new Analyzer(options);
-  const { onPacket, readOptions } = readerHooks(analyzer, options);
-  const read = await readCaptureStream(stream, onPacket, readOptions);
+  const read = await readCaptureStream(stream, analyzer.onPacket, readOptionsFor(analyzer, options));
   return analyzer.finish(read, {
     ...(base.report ? { baseline: base.report } : {}),
     ...(base.file ? { baselineFile: base.file } : {}),
@@ -125,10 +81,15 @@ export async function analyzeStreams(
   options: Omit<AnalyzeOptions, 'baseline'> = {},
 ): Promise<Report> {
   const analyzer = new Analyzer(options);
-  const { onPacket, readOptions } = readerHooks(analyzer, options);
   let merged: ReadResult | undefined;
   for (const open of sources) {
-    const read = await readCaptureStream(await open(), onPacket, readOptions);
+    const before = merged?.fileBytes ?? 0;
+    const onProgress = options.onProgress && ((bytes: number) => options.onProgress?.(before + bytes));
+    const read = await readCaptureStream(
+      await open(),
+      analyzer.onPacket,
+      readOptionsFor(analyzer, options, onProgress),
+    );
     merged = merged
       ? {
           ...merged,

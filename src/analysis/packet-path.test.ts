@@ -8,7 +8,7 @@ import { makeSyntheticCorpus } from '../../test/pcap-corpus.js';
 import { wiresharkSkipReason } from '../../test/wireshark.js';
 import { readCaptureFile } from '../pcap/reader.js';
 import { LinkType } from '../pcap/types.js';
-import { createPcapngWriter } from '../pcap/writer.js';
+import { type CaptureWriter, createPcapngWriter, createPcapWriter, type WritePacket } from '../pcap/writer.js';
 import { writeEdgeCaptures } from './edge-captures.test-helper.js';
 import {
   clientHello,
@@ -160,30 +160,21 @@ function mixedTraffic(seed: number, flows: number): Frame[] {
   return frames.sort((x, y) => x.t - y.t);
 }
 
-function ethernetFile(path: string, frames: Frame[], options: { nanosecond?: boolean } = {}): void {
-  const packets: PacketSpec[] = frames.map((f) => {
+/** The traffic as Ethernet frames, some cut by a 60-byte snaplen. */
+function ethernetPackets(frames: Frame[]): WritePacket[] {
+  return frames.map((f) => {
     const data = ethernet(f.v6 ? 0x86dd : 0x0800, f.ip, f.vlan ? [{ id: 7 }] : []);
+    const seconds = Math.floor(f.t);
+    const nanos = Math.round((f.t - seconds) * 1e9);
     return f.cut && data.length > 60
-      ? { t: f.t, data: data.subarray(0, 60), originalLength: data.length }
-      : { t: f.t, data };
+      ? { seconds, nanos, data: data.subarray(0, 60), originalLength: data.length }
+      : { seconds, nanos, data };
   });
-  writePcap(path, LinkType.ETHERNET, packets, options);
 }
 
-/** The same file with every header field big-endian (as a capture written on a big-endian machine). */
-function bigEndianCopy(from: string, to: string): void {
-  const b = Buffer.from(readFileSync(from));
-  const swap32 = (at: number) => b.writeUInt32BE(b.readUInt32LE(at), at);
-  swap32(0);
-  b.writeUInt16BE(b.readUInt16LE(4), 4);
-  b.writeUInt16BE(b.readUInt16LE(6), 6);
-  for (const at of [8, 12, 16, 20]) swap32(at);
-  for (let p = 24; p + 16 <= b.length; ) {
-    const caplen = b.readUInt32LE(p + 8);
-    for (const at of [0, 4, 8, 12]) swap32(p + at);
-    p += 16 + caplen;
-  }
-  writeFileSync(to, b);
+async function writeAll(writer: CaptureWriter, packets: WritePacket[]): Promise<void> {
+  for (const packet of packets) await writer.write(packet);
+  await writer.close();
 }
 
 /** A capture of `n` flows of one UDP datagram each. */
@@ -234,13 +225,22 @@ describe('the WebAssembly packet path', () => {
   const files: Record<string, string> = {};
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tripcap-packet-path-'));
-    const frames = mixedTraffic(1, 3000);
+    const ETHERNET = LinkType.ETHERNET;
     files['mixed-ethernet'] = join(dir, 'mixed-ethernet.pcap');
-    ethernetFile(files['mixed-ethernet'], frames);
+    await writeAll(
+      createPcapWriter(files['mixed-ethernet'], { linkType: ETHERNET }),
+      ethernetPackets(mixedTraffic(1, 3000)),
+    );
+    // the same traffic in nanoseconds, little- and big-endian (as a capture written on a big-endian machine)
+    const nanosecondPackets = ethernetPackets(mixedTraffic(2, 2000));
     files['mixed-nanosecond'] = join(dir, 'mixed-nanosecond.pcap');
-    ethernetFile(files['mixed-nanosecond'], mixedTraffic(2, 2000), { nanosecond: true });
+    await writeAll(
+      createPcapWriter(files['mixed-nanosecond'], { linkType: ETHERNET, nanosecond: true }),
+      nanosecondPackets,
+    );
     files['mixed-bigEndian'] = join(dir, 'mixed-big-endian.pcap');
-    bigEndianCopy(files['mixed-nanosecond'], files['mixed-bigEndian']);
+    const bigEndian = { linkType: ETHERNET, nanosecond: true, littleEndian: false };
+    await writeAll(createPcapWriter(files['mixed-bigEndian'], bigEndian), nanosecondPackets);
     files['mixed-sll2'] = join(dir, 'mixed-sll2.pcap');
     writePcap(
       files['mixed-sll2'],
@@ -273,14 +273,9 @@ describe('the WebAssembly packet path', () => {
     files['mixed-pcapng-be'] = join(dir, 'mixed-be.pcapng');
     const writer = createPcapngWriter(files['mixed-pcapng-be'], {
       littleEndian: false,
-      interfaces: [{ linkType: LinkType.ETHERNET, snaplen: 262_144, tsresol: 9, tsoffset: 1000 }],
+      interfaces: [{ linkType: ETHERNET, snaplen: 262_144, tsresol: 9, tsoffset: 1000 }],
     });
-    for (const f of mixedTraffic(5, 1500)) {
-      const seconds = Math.floor(f.t);
-      const data = ethernet(f.v6 ? 0x86dd : 0x0800, f.ip, f.vlan ? [{ id: 7 }] : []);
-      await writer.write({ seconds, nanos: Math.round((f.t - seconds) * 1e9), data });
-    }
-    await writer.close();
+    await writeAll(writer, ethernetPackets(mixedTraffic(5, 1500)));
     Object.assign(files, writeEdgeCaptures(dir));
     Object.assign(files, await makeSyntheticCorpus(join(dir, 'synthetic')));
   });

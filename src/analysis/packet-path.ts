@@ -39,6 +39,11 @@ const PARAM_BYTES = 1024;
 
 let compiled: WebAssembly.Module | undefined;
 
+/** `length` doubles in `memory` when it has room, else on the JavaScript heap. */
+export function doublesIn(memory: PacketMemory | undefined, length: number): Float64Array {
+  return memory?.float64(length) ?? new Float64Array(length);
+}
+
 export class PacketMemory implements TableMemory {
   readonly memory: WebAssembly.Memory;
   /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */

@@ -39,8 +39,8 @@ export class TimelineBuilder {
   constructor(
     readonly clock: Float64Array,
     readonly fixedNs?: number,
-    /** Where the columns come from when not from the JavaScript heap (the analyzer's packet memory). */
-    private readonly allocate: (length: number) => Float64Array | undefined = () => undefined,
+    /** Where the columns come from (the analyzer's packet memory, when it has room). */
+    private readonly column: (length: number) => Float64Array = (length) => new Float64Array(length),
   ) {
     this.ladder = 0;
     if (fixedNs !== undefined) {
@@ -97,10 +97,6 @@ export class TimelineBuilder {
     this.outBytes[i] = (this.outBytes[i] as number) + bytes * out;
     this.inPackets[i] = (this.inPackets[i] as number) + inbound;
     this.inBytes[i] = (this.inBytes[i] as number) + bytes * inbound;
-  }
-
-  private column(length: number): Float64Array {
-    return this.allocate(length) ?? new Float64Array(length);
   }
 
   private columns(): Float64Array[] {

@@ -50,6 +50,7 @@ export class ReadBuffer {
     size: number,
     private readonly signal: AbortSignal | undefined,
     allocate: (bytes: number) => Buffer | undefined = () => undefined,
+    private readonly onProgress?: (bytesRead: number) => void,
   ) {
     this.homes = [allocate(size) ?? Buffer.allocUnsafe(size), allocate(size) ?? Buffer.allocUnsafe(size)];
     this.views = [viewOf(this.homes[0]), viewOf(this.homes[1])];
@@ -89,6 +90,7 @@ export class ReadBuffer {
         }
         this.end += got;
         this.bytesRead += got;
+        this.onProgress?.(this.bytesRead);
       }
     }
     this.startPrefetch();
@@ -123,6 +125,7 @@ export class ReadBuffer {
       return;
     }
     this.bytesRead += got;
+    this.onProgress?.(this.bytesRead);
     const home = this.homeIndex();
     const next = this.homes[1 - home] as Buffer;
     const keep = this.end - this.start;

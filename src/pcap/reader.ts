@@ -93,7 +93,7 @@ export async function readCaptureStream(
 
 async function readSource(source: ByteSource, onPacket: PacketCallback, options: ReadOptions): Promise<ReadResult> {
   const size = Math.max(options.bufferBytes ?? DEFAULT_BUFFER_BYTES, 4096);
-  const rb = new ReadBuffer(source, size, options.signal, options.allocateBuffer);
+  const rb = new ReadBuffer(source, size, options.signal, options.allocateBuffer, options.onProgress);
   try {
     if (!(await rb.ensure(4))) {
       throw new CaptureFormatError(

@@ -119,6 +119,8 @@ export interface ReadOptions {
    * buffers of their own either way.
    */
   allocateBuffer?: (bytes: number) => Buffer | undefined;
+  /** Called after each read from the source with the bytes read so far. */
+  onProgress?: (bytesRead: number) => void;
   /** Counts runs of packet records in place of onPacket (the analyzer's WebAssembly path). */
   recordRuns?: RecordRunCounter;
   /** Called as each interface is declared (before its packets), with its index in `CaptureFileInfo.interfaces`. */
