@@ -277,6 +277,24 @@ const FRAG_COMPLETE = 1;
 const FRAG_PENDING = 2;
 const FRAG_NOT_REASSEMBLED = 3;
 
+/** The analyzer's counts that the WebAssembly path carries on (written before a run, read back after it). */
+const COUNTS = [
+  [P.N, 'packets'],
+  [P.BYTES, 'bytes'],
+  [P.CAPTURED, 'capturedBytes'],
+  [P.CUT, 'packetsCut'],
+  [P.MIN_T, 'minT'],
+  [P.MAX_T, 'maxT'],
+  [P.MIN_IFACE, 'minInterface'],
+  [P.MAX_IFACE, 'maxInterface'],
+  [P.TCP_SEGMENTS, 'tcpSegments'],
+  [P.TCP_DATA_SEGMENTS, 'tcpDataSegments'],
+  [P.RETRANSMISSIONS, 'retransmissions'],
+  [P.RETRANSMITTED_BYTES, 'retransmittedBytes'],
+  [P.RESETS, 'resets'],
+  [P.ZERO_WINDOWS, 'zeroWindows'],
+] as const;
+
 export class Analyzer {
   readonly options: AnalyzerOptions;
   // assigned first thing in the constructor (sized from the options); `declare` so that they are never undefined first
@@ -524,14 +542,7 @@ export class Analyzer {
     const table = this.table;
     const tl = this.timeline;
     const log = this.log;
-    p[P.N] = this.packets;
-    p[P.BYTES] = this.bytes;
-    p[P.CAPTURED] = this.capturedBytes;
-    p[P.CUT] = this.packetsCut;
-    p[P.MIN_T] = this.minT;
-    p[P.MAX_T] = this.maxT;
-    p[P.MIN_IFACE] = this.minInterface;
-    p[P.MAX_IFACE] = this.maxInterface;
+    for (const [at, field] of COUNTS) p[at] = this[field];
     p[P.LINK_SEEN_AT] = this.linkSeen.byteOffset;
     p[P.SIZE] = table.size;
     p[P.CAPACITY] = table.capacity;
@@ -544,12 +555,6 @@ export class Analyzer {
     p[P.BIN_COUNT] = tl.count;
     p[P.BIN_LIMIT] = tl.limit;
     p[P.BIN_LENGTH] = tl.packets.length;
-    p[P.TCP_SEGMENTS] = this.tcpSegments;
-    p[P.TCP_DATA_SEGMENTS] = this.tcpDataSegments;
-    p[P.RETRANSMISSIONS] = this.retransmissions;
-    p[P.RETRANSMITTED_BYTES] = this.retransmittedBytes;
-    p[P.RESETS] = this.resets;
-    p[P.ZERO_WINDOWS] = this.zeroWindows;
     p[P.SLOTS_AT] = table.slots.byteOffset;
     p[P.RECORDS_AT] = table.keys.byteOffset;
     p[P.COLD_AT] = this.flows.cold.byteOffset;
@@ -576,22 +581,9 @@ export class Analyzer {
   /** Takes back what the WebAssembly path counted. */
   private readParams(p: Float64Array): void {
     (this.packetMemory as PacketMemory).storeState();
-    this.packets = p[P.N] as number;
-    this.bytes = p[P.BYTES] as number;
-    this.capturedBytes = p[P.CAPTURED] as number;
-    this.packetsCut = p[P.CUT] as number;
-    this.minT = p[P.MIN_T] as number;
-    this.maxT = p[P.MAX_T] as number;
-    this.minInterface = p[P.MIN_IFACE] as number;
-    this.maxInterface = p[P.MAX_IFACE] as number;
+    for (const [at, field] of COUNTS) this[field] = p[at] as number;
     this.table.size = p[P.SIZE] as number;
     this.timeline.count = p[P.BIN_COUNT] as number;
-    this.tcpSegments = p[P.TCP_SEGMENTS] as number;
-    this.tcpDataSegments = p[P.TCP_DATA_SEGMENTS] as number;
-    this.retransmissions = p[P.RETRANSMISSIONS] as number;
-    this.retransmittedBytes = p[P.RETRANSMITTED_BYTES] as number;
-    this.resets = p[P.RESETS] as number;
-    this.zeroWindows = p[P.ZERO_WINDOWS] as number;
     this.log.n = p[P.LOG_N] as number;
   }
 
