@@ -1,11 +1,11 @@
 /**
- * Capture analysis speed: `tripcap analyze FILE --json` against `tshark -q -z conv,ip -r FILE` and `capinfos FILE` on
+ * Capture analysis speed: `./tripcap analyze FILE --json` (from its startup snapshot, as users run it) against `tshark -q -z conv,ip -r FILE` and `capinfos FILE` on
  * classic pcap files with many flows made by bench/pcap-gen.ts, read from the page cache (each file is read once
  * before the runs). Two packet-size mixes: IMIX (7×64, 4×576, 1×1500 B: many small packets, the hard case) and a
  * web-like mix (66 B ACKs, 1514 B segments, 700 B in between). IMIX is written at two sizes with the same flows, so
  * that peak RSS can be compared across packet counts, and the large IMIX traffic again as pcapng (tripcap's own
  * captures are pcapng by default). Wall time and peak RSS come from GNU time. A tiny file (about 100 packets) gives
- * tripcap's fixed cost: Node's start-up, loading the CLI, and a report.
+ * tripcap's fixed cost: Node's start-up, the snapshot, and a report.
  * Writes bench/results/analyze.{json,md}.
  *
  *   node --import tsx bench/analyze.ts [--megabytes 200] [--small-megabytes 50] [--flows 20000] [--runs 9] [--tshark-runs 2]
@@ -15,8 +15,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  ANALYZE_BLOB,
   CLI,
   fmt,
+  LAUNCHER,
   machineInfo,
   mdTable,
   numberFlags,
@@ -38,6 +40,10 @@ const WEB_MIX = [
 export async function runAnalyzeBench(argv: string[] = []) {
   const flags = numberFlags(argv, { megabytes: 200, smallMegabytes: 50, flows: 20_000, runs: 9, tsharkRuns: 2 });
   requireBuild();
+  // ./tripcap, as users run it: `analyze` starts from the startup snapshot, which must be there and current
+  if (!existsSync(ANALYZE_BLOB) || statSync(ANALYZE_BLOB).mtimeMs < statSync(CLI).mtimeMs) {
+    throw new Error(`${ANALYZE_BLOB} is missing or older than ${CLI}: run npm run build`);
+  }
   if (!existsSync('/usr/bin/time')) throw new Error('GNU time is needed: apt-get install time');
   const atStart = machineInfo();
   const dir = mkdtempSync(join(tmpdir(), 'tripcap-bench-analyze-'));
@@ -72,7 +78,7 @@ export async function runAnalyzeBench(argv: string[] = []) {
     const tools: Array<{ name: string; argv: (file: string) => string[]; runs: number }> = [
       {
         name: 'tripcap analyze --json',
-        argv: (f) => [process.execPath, CLI, 'analyze', f, '--json'],
+        argv: (f) => [LAUNCHER, 'analyze', f, '--json'],
         runs: flags.runs,
       },
       { name: 'tshark -q -z conv,ip', argv: (f) => ['tshark', '-q', '-z', 'conv,ip', '-r', f], runs: flags.tsharkRuns },
@@ -94,7 +100,7 @@ export async function runAnalyzeBench(argv: string[] = []) {
       }
     }
     const fixed: Timing[] = [];
-    for (let i = 0; i < flags.runs; i++) fixed.push(timed([process.execPath, CLI, 'analyze', tiny, '--json']));
+    for (let i = 0; i < flags.runs; i++) fixed.push(timed([LAUNCHER, 'analyze', tiny, '--json']));
     const fixedSeconds = stats(fixed.map((x) => x.wallSeconds)).median;
     const summary = results.map((r) => {
       const wall = stats(r.runs.map((x) => x.wallSeconds));
@@ -155,7 +161,7 @@ export async function runAnalyzeBench(argv: string[] = []) {
         ]),
       ),
       '',
-      `- tripcap analyze is ${speedup.imix.toFixed(1)}× faster than tshark -q -z conv,ip on the large IMIX file and ${speedup.web.toFixed(1)}× on the large web-mix file (medians; ${speedup.imixMin.toFixed(1)}× and ${speedup.webMin.toFixed(1)}× by the smallest walls). On the pcapng copy of the IMIX traffic: ${speedup.pcapng.toFixed(1)}×. Its wall time includes a fixed ${fixedSeconds.toFixed(2)} s (median of ${flags.runs} runs on a file of about 100 packets): Node's start-up, loading the CLI, writing a report.`,
+      `- tripcap analyze is ${speedup.imix.toFixed(1)}× faster than tshark -q -z conv,ip on the large IMIX file and ${speedup.web.toFixed(1)}× on the large web-mix file (medians; ${speedup.imixMin.toFixed(1)}× and ${speedup.webMin.toFixed(1)}× by the smallest walls). On the pcapng copy of the IMIX traffic: ${speedup.pcapng.toFixed(1)}×. Its wall time includes a fixed ${fixedSeconds.toFixed(2)} s (median of ${flags.runs} runs on a file of about 100 packets): Node's start-up from the snapshot of the analyze command, writing a report.`,
       `- Aim of issue 3 on the large IMIX file, at least 20× tshark and 1,000 MB/s: ${aimMet ? 'met' : 'not met'} (${speedup.imix.toFixed(1)}×, ${fmt.int(tripcapImixMbPerSecond)} MB/s).`,
       '- Peak RSS of tripcap is set by the number of flows, not packets: compare imix-small and imix-large.',
       '- tripcap does more than conv,ip: summary, protocol hierarchy, conversations and endpoints for IPv4/IPv6/TCP/UDP, TCP health, names, timeline and explanation, in one pass.',

@@ -16,6 +16,9 @@ export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT_DIR = resolve(BENCH_DIR, '..');
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
 export const CLI = join(ROOT_DIR, 'dist', 'cli', 'main.js');
+/** ./tripcap, the CLI as README runs it (`analyze` starts from ANALYZE_BLOB, the startup snapshot). */
+export const LAUNCHER = join(ROOT_DIR, 'tripcap');
+export const ANALYZE_BLOB = join(ROOT_DIR, 'dist', 'analyze.blob');
 export const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
 
 /** Exits with a clear message unless running as root (namespaces, veth, raw sockets and tcpdump need it). */

@@ -144,6 +144,15 @@ function mixedTraffic(seed: number, flows: number): Frame[] {
       push(ip(true, 17, udp(port, 53, dnsMessage(i & 0xffff, name, 1))));
       push(ip(false, 17, udp(53, port, dnsMessage(i & 0xffff, name, 1, [{ type: 1, data: '203.0.113.9' }]))));
       if (rand(4) === 0) push(ip(true, 17, udp(port, 53, dnsMessage(i & 0xffff, name, 1).subarray(0, 12 + rand(2)))));
+      if (rand(4) === 0) {
+        // what parseDns() takes and declines at its limits: 4 questions, opcode 5 (UPDATE); 5 questions, opcode 6
+        const edge = dnsMessage(i & 0xffff, `edge${i % 3}.example.test`, 1);
+        const [questions, opcode] = rand(2) === 0 ? [4, 5] : [5, 6];
+        edge[5] = questions;
+        edge[2] = opcode << 3;
+        push(ip(true, 17, udp(port, 53, edge)));
+        push(ip(true, 17, udp(port, 53, new Uint8Array(12 + rand(40))))); // no question: not DNS
+      }
       for (let k = rand(5); k > 0; k--) push(ip(rand(2) === 0, 17, udp(port, 5000, new Uint8Array(rand(1200)))));
     } else if (kind === 8) {
       push(ip(true, v6 ? 58 : 1, icmpEcho(v6 ? 128 : 8)));

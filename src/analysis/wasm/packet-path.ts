@@ -816,7 +816,11 @@ function countPacket(p: usize, caplen: u32, wireLength: u32, t: f64, linkType: u
   } else if (sport == 53 || dport == 53) {
     app = APP_DNS;
     store<u8>(r, <u8>APP_DNS, U_APP);
-    if (captured >= 12) step = STEP_DNS;
+    // parseDns()'s first test, so that a payload that cannot be a DNS message does not leave WebAssembly
+    if (captured >= 12) {
+      const qd = be16(payloadFrom + 4);
+      if (qd != 0 && qd <= 4 && (be16(payloadFrom + 2) & 0x7800) <= 0x2800) step = STEP_DNS;
+    }
   }
 
   // stackId(): ((link × 2 + vlan) × 5 + net) × 7 + l4) × 4 + app, net 1 IPv4 / 2 IPv6, l4 1 TCP / 2 UDP
