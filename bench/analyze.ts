@@ -4,8 +4,8 @@
  * before the runs). Two packet-size mixes: IMIX (7×64, 4×576, 1×1500 B: many small packets, the hard case) and a
  * web-like mix (66 B ACKs, 1514 B segments, 700 B in between). IMIX is written at two sizes with the same flows, so
  * that peak RSS can be compared across packet counts, and the large IMIX traffic again as pcapng (tripcap's own
- * captures are pcapng by default). Wall time and peak RSS come from GNU time. A tiny file (about 100 packets) gives
- * tripcap's fixed cost: Node's start-up, the snapshot, and a report.
+ * captures are pcapng by default). Wall time from a monotonic clock, peak RSS from GNU time. A tiny file (about 100
+ * packets) gives tripcap's fixed cost: Node's start-up, the snapshot, and a report.
  * Writes bench/results/analyze.{json,md}.
  *
  *   node --import tsx bench/analyze.ts [--megabytes 200] [--small-megabytes 50] [--flows 20000] [--runs 9] [--tshark-runs 2]
@@ -95,7 +95,9 @@ export async function runAnalyzeBench(argv: string[] = []) {
           if (i >= tool.runs) return;
           const run = timed(tool.argv(files[size]));
           rows[j]?.runs.push(run);
-          process.stdout.write(`  ${size} ${tool.name} run ${i + 1}: ${run.wallSeconds} s, ${run.maxRssKiB} KiB\n`);
+          process.stdout.write(
+            `  ${size} ${tool.name} run ${i + 1}: ${run.wallSeconds.toFixed(3)} s, ${run.maxRssKiB} KiB\n`,
+          );
         });
       }
     }
@@ -146,7 +148,7 @@ export async function runAnalyzeBench(argv: string[] = []) {
       )
         .map(([name, g]) => `${name}: ${fmt.int(g.packets)} packets, ${fmt.int(g.bytes)} bytes`)
         .join('; ')}. IMIX is 7×64, 4×576, 1×1500 B frames; web is 4×66, 3×700, 3×1514 B.`,
-      '- read from the page cache (each file read once before the runs); wall time and peak RSS by GNU time; median and smallest wall, largest RSS; the tools take turns within each file',
+      '- read from the page cache (each file read once before the runs); wall time by a monotonic clock around GNU time, which gives the peak RSS; median and smallest wall, largest RSS; the tools take turns within each file',
       `- runs: tripcap and capinfos ${flags.runs}, tshark ${flags.tsharkRuns}`,
       '',
       mdTable(
@@ -154,14 +156,14 @@ export async function runAnalyzeBench(argv: string[] = []) {
         summary.map((s) => [
           s.tool,
           s.file,
-          s.medianWallSeconds.toFixed(2),
-          s.minWallSeconds.toFixed(2),
+          s.medianWallSeconds.toFixed(3),
+          s.minWallSeconds.toFixed(3),
           fmt.int(s.mbPerSecond),
           s.maxRssMiB.toFixed(0),
         ]),
       ),
       '',
-      `- tripcap analyze is ${speedup.imix.toFixed(1)}× faster than tshark -q -z conv,ip on the large IMIX file and ${speedup.web.toFixed(1)}× on the large web-mix file (medians; ${speedup.imixMin.toFixed(1)}× and ${speedup.webMin.toFixed(1)}× by the smallest walls). On the pcapng copy of the IMIX traffic: ${speedup.pcapng.toFixed(1)}×. Its wall time includes a fixed ${fixedSeconds.toFixed(2)} s (median of ${flags.runs} runs on a file of about 100 packets): Node's start-up from the snapshot of the analyze command, writing a report.`,
+      `- tripcap analyze is ${speedup.imix.toFixed(1)}× faster than tshark -q -z conv,ip on the large IMIX file and ${speedup.web.toFixed(1)}× on the large web-mix file (medians; ${speedup.imixMin.toFixed(1)}× and ${speedup.webMin.toFixed(1)}× by the smallest walls). On the pcapng copy of the IMIX traffic: ${speedup.pcapng.toFixed(1)}×. Its wall time includes a fixed ${fixedSeconds.toFixed(3)} s (median of ${flags.runs} runs on a file of about 100 packets): Node's start-up from the snapshot of the analyze command, writing a report.`,
       `- Aim of issue 3 on the large IMIX file, at least 20× tshark and 1,000 MB/s: ${aimMet ? 'met' : 'not met'} (${speedup.imix.toFixed(1)}×, ${fmt.int(tripcapImixMbPerSecond)} MB/s).`,
       '- Peak RSS of tripcap is set by the number of flows, not packets: compare imix-small and imix-large.',
       '- tripcap does more than conv,ip: summary, protocol hierarchy, conversations and endpoints for IPv4/IPv6/TCP/UDP, TCP health, names, timeline and explanation, in one pass.',

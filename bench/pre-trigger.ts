@@ -6,7 +6,7 @@
  *   join: the pre part and the live file into one file (joinCapture, pcap and pcapng) vs `mergecap -a` (concatenate).
  * Files: a 64 MB headers-only ring file (tripcap's largest default ring file: an IMIX capture cut to 128 bytes a
  * packet by `editcap -s 128`) and a live file of about --live-megabytes of IMIX. Each step runs in its own process
- * under GNU time (wall time, peak RSS), --runs times, the tools taking turns; the median is shown.
+ * timed (wall time by a monotonic clock, peak RSS by GNU time), --runs times, the tools taking turns; the median is shown.
  *
  *   node --import tsx bench/pre-trigger.ts [--live-megabytes 500] [--runs 3]
  *

@@ -872,19 +872,27 @@ export class Analyzer {
    * at least half of that version's packets (loopback, multicast, broadcast, unspecified and IPv6 link-local
    * addresses are not candidates). Then replays the logged packets' directions.
    */
-  private inferHost(force: boolean): void {
-    if (!force && this.log.n < INFER_AFTER_PACKETS) return;
-    this.inferring = false;
-    const totals = [0, 0];
+  /**
+   * For host inference: each address of each flow (once when both sides are the same) that may be a host's own, with
+   * the packets of the flows it is in, as records of width 6 and stride 14 (build-report.ts's Tally: address words,
+   * port 0, tag 1 for IPv6; the packets at double 3), and the packets of all IPv4 and all IPv6 flows.
+   */
+  private addressTally(): { addresses: FlowTable; totals: Float64Array } {
+    const memory = this.packetMemory;
     const keys = this.table.keys;
-    const flows = this.flows;
-    const addresses = new FlowTable(5, Math.max(16, this.table.size * 2));
-    const counts = new Float64Array(Math.max(16, this.table.size * 2));
+    const n = this.table.size;
+    const addresses = new FlowTable(6, Math.max(16, n * 2), 14, memory);
+    const totals = doublesIn(memory, 2);
+    if (memory && [keys, addresses.slots, addresses.keys, totals].every((x) => memory.holds(x))) {
+      const args = [keys.byteOffset, n, addresses.slots.byteOffset, addresses.mask, addresses.keys.byteOffset];
+      addresses.size = memory.addressTally(...args, totals.byteOffset);
+      return { addresses, totals };
+    }
     const k = addresses.key;
-    for (let f = 0; f < this.table.size; f++) {
+    for (let f = 0; f < n; f++) {
       const base = f * FLOW_STRIDE_WORDS;
       const v6 = ((keys[base + 9] as number) & META_V6) !== 0;
-      const packets = flows.frames(f, 0) + flows.frames(f, 1);
+      const packets = this.flows.frames(f, 0) + this.flows.frames(f, 1);
       totals[v6 ? 1 : 0] = (totals[v6 ? 1 : 0] as number) + packets;
       const same =
         keys[base] === keys[base + 4] &&
@@ -895,26 +903,37 @@ export class Analyzer {
         const at = base + side * 4;
         if (!candidate(v6, keys, at)) continue;
         for (let i = 0; i < 4; i++) k[i] = keys[at + i] as number;
-        k[4] = v6 ? 1 : 0;
+        k[4] = 0;
+        k[5] = v6 ? 1 : 0;
         const e = addresses.findOrInsert();
-        counts[e] = (counts[e] as number) + packets;
+        addresses.f64[e * 7 + 3] = (addresses.f64[e * 7 + 3] as number) + packets;
       }
     }
+    return { addresses, totals };
+  }
+
+  private inferHost(force: boolean): void {
+    if (!force && this.log.n < INFER_AFTER_PACKETS) return;
+    this.inferring = false;
+    const { addresses, totals } = this.addressTally();
+    const words = addresses.keys;
+    const packets = addresses.f64;
     const chosen: string[] = [];
     for (const v6 of [false, true]) {
       let best = -1;
       for (let e = 0; e < addresses.size; e++) {
-        if (((addresses.keys[e * 5 + 4] as number) === 1) !== v6) continue;
-        if (best < 0 || (counts[e] as number) > (counts[best] as number)) best = e;
+        if (((words[e * 14 + 5] as number) === 1) !== v6) continue;
+        if (best < 0 || (packets[e * 7 + 3] as number) > (packets[best * 7 + 3] as number)) best = e;
       }
+      const count = best < 0 ? 0 : (packets[best * 7 + 3] as number);
       const total = totals[v6 ? 1 : 0] as number;
-      if (best >= 0 && (counts[best] as number) * 2 >= total) {
-        const words = Array.from(addresses.keys.subarray(best * 5, best * 5 + 4));
-        if (v6) this.hostV6.push(...words);
-        else this.hostV4.push(words[0] as number);
+      if (best >= 0 && count * 2 >= total) {
+        const address = Array.from(words.subarray(best * 14, best * 14 + 4));
+        if (v6) this.hostV6.push(...address);
+        else this.hostV4.push(address[0] as number);
         this.setHosts();
         chosen.push(
-          `${v6 ? formatIPv6(words) : formatIPv4(words[0] as number)} (in ${Math.round((100 * (counts[best] as number)) / total)}% of IPv${v6 ? 6 : 4} packets)`,
+          `${v6 ? formatIPv6(address) : formatIPv4(address[0] as number)} (in ${Math.round((100 * count) / total)}% of IPv${v6 ? 6 : 4} packets)`,
         );
       }
     }
@@ -932,10 +951,11 @@ export class Analyzer {
       return;
     }
     // host masks of the flows so far
+    const keys = this.table.keys;
     const key = this.table.key;
     for (let f = 0; f < this.table.size; f++) {
       for (let i = 0; i < KEY_WIDTH; i++) key[i] = keys[f * FLOW_STRIDE_WORDS + i] as number;
-      flows.setSmall(f, U.HOST, this.hostMaskOf(((key[9] as number) & META_V6) !== 0));
+      this.flows.setSmall(f, U.HOST, this.hostMaskOf(((key[9] as number) & META_V6) !== 0));
     }
     const now = this.clock[0] as number;
     for (let i = 0; i < log.n; i++) {

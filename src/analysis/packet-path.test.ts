@@ -358,6 +358,38 @@ describe('the WebAssembly packet path', () => {
     await expectSameReports(path, { hostIps: [HOST4], maxRows: 50 });
   }, 60_000);
 
+  it('infers the host as the TypeScript path does: not a multicast, link-local, loopback or unspecified address', async () => {
+    // [case, its flows (source, destination, packets), the host inferred]
+    const many = (n: number, flow: (i: number) => [string, string, number]) =>
+      Array.from({ length: n }, (_, i) => flow(i));
+    const cases: Array<[string, Array<[string, string, number]>, string[]]> = [
+      ['a host', many(10, (i) => ['10.0.0.5', `192.0.2.${i + 1}`, 10]), ['10.0.0.5']],
+      ['IPv4 multicast', many(10, (i) => [`10.0.0.${i + 1}`, '224.0.0.251', 10]), []],
+      ['IPv6 multicast', many(10, (i) => [`2001:db8::${i + 1}`, 'ff02::fb', 10]), []],
+      ['IPv6 link-local', many(10, (i) => ['fe80::1', `2001:db8::${i + 1}`, 10]), []],
+      ['IPv6 loopback', many(10, (i) => ['::1', `2001:db8::${i + 1}`, 10]), []],
+      ['IPv6 unspecified', many(10, (i) => ['::', `2001:db8::${i + 1}`, 10]), []],
+      // 40 of 100 packets from 10.0.0.9 to itself: the address is in 40%, not in 80%
+      ['a flow to itself', [['10.0.0.9', '10.0.0.9', 40], ...many(6, (i) => [`10.0.1.${i}`, `10.0.2.${i}`, 10])], []],
+    ];
+    for (const [name, flows, hosts] of cases) {
+      const packets: PacketSpec[] = [];
+      flows.forEach(([src, dst, count], i) => {
+        const v6 = src.includes(':');
+        for (let k = 0; k < count; k++) {
+          const datagram = udp(1000 + i, 2000 + i, 'hello');
+          const ip = v6 ? ipv6({ src, dst, next: 17 }, datagram) : ipv4({ src, dst, protocol: 17 }, datagram);
+          packets.push({ t: T0 + packets.length / 1000, data: ethernet(v6 ? 0x86dd : 0x0800, ip) });
+        }
+      });
+      const file = join(dir, `infer-${name.replaceAll(' ', '-')}.pcap`);
+      writePcap(file, LinkType.ETHERNET, packets);
+      const [fast, reference] = await bothPaths(file);
+      expect(firstDifference(JSON.parse(fast), JSON.parse(reference)), name).toBeUndefined();
+      expect(JSON.parse(fast).hosts.addresses, name).toEqual(hosts);
+    }
+  });
+
   it('stops at maxPackets and reports progress while it counts', async () => {
     const path = join(dir, 'progress.pcap');
     manyFlows(path, 200_000);

@@ -58,6 +58,8 @@ export class PacketMemory implements TableMemory {
   readonly l4EndpointTally: (...offsetsAndCounts: number[]) => number;
   readonly flowColumns: (...offsetsAndCounts: number[]) => void;
   readonly topIndices: (...offsetsAndCounts: number[]) => number;
+  /** The analyzer's host inference: its addresses' packets (see the WebAssembly source). */
+  readonly addressTally: (...offsetsAndCounts: number[]) => number;
   /** The parameter block run() reads and writes. */
   readonly params: Float64Array;
   private used = PARAM_BYTES;
@@ -75,6 +77,7 @@ export class PacketMemory implements TableMemory {
     this.l4EndpointTally = exports.l4EndpointTally as PacketMemory['l4EndpointTally'];
     this.flowColumns = exports.flowColumns as PacketMemory['flowColumns'];
     this.topIndices = exports.topIndices as PacketMemory['topIndices'];
+    this.addressTally = exports.addressTally as PacketMemory['addressTally'];
     this.params = new Float64Array(this.memory.buffer, 0, PARAM_BYTES / 8);
   }
 

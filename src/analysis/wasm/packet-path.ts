@@ -5,7 +5,7 @@
 // arrays, which live in this memory. Any other packet it leaves, uncounted, to the TypeScript path, which is the reference:
 // src/analysis/packet-path.test.ts compares whole reports of the two. Payloads are looked into by the TypeScript
 // parsers (DNS, TLS ClientHello, HTTP): run() stops after counting such a packet and says which parser it needs.
-// The second part (Report tables) builds build-report.ts's tables over the flows.
+// The second part (Report tables) builds build-report.ts's tables over the flows, and the host inference's.
 //
 // Memory layout: the doubles of the parameter block (P_*, at most 128, written by the analyzer before a run, the
 // counts read back after storeState()) at byte 0; the analyzer's arrays where the P_*_AT fields say (flow-table.ts
@@ -867,8 +867,9 @@ function hostMask(v6: bool): u32 {
   return mask;
 }
 
-// ---- Report tables: build-report.ts's aggregations of the flows (ipPairs, ipEndpointTally, l4EndpointTally) into
-// FlowTables in this memory, sized by the caller so that they never grow. The TypeScript versions are the reference.
+// ---- Report tables: build-report.ts's aggregations of the flows (ipPairs, ipEndpointTally, l4EndpointTally) and the
+// analyzer's tally for host inference (addressTally) into FlowTables in this memory, sized by the caller so that they
+// never grow. The TypeScript versions are the reference.
 
 let tableSlots: usize = 0;
 let tableMask: u32 = 0;
@@ -1094,6 +1095,52 @@ export function ipEndpointTally(
     }
   }
   return tableSize;
+}
+
+/**
+ * Analyzer.inferHost()'s tally: each address of each flow (once when both sides are the same) that may be a host's
+ * own, with the flow's packets as tx frames, into an empty Tally (port 0, tag 1 for IPv6); the packets of all IPv4
+ * and all IPv6 flows into totals[0] and totals[1]. Returns the Tally's size.
+ */
+export function addressTally(
+  records: usize,
+  flows: u32,
+  slots: usize,
+  mask: u32,
+  keys: usize,
+  totals: usize,
+): u32 {
+  tableSlots = slots;
+  tableMask = mask;
+  tableKeys = keys;
+  tableSize = 0;
+  let packets4: f64 = 0;
+  let packets6: f64 = 0;
+  for (let f: u32 = 0; f < flows; f++) {
+    const r = records + <usize>f * RECORD_BYTES;
+    const v6 = (load<u32>(r, 36) & META_V6) != 0;
+    const packets = load<f64>(r, N_FRAMES) + load<f64>(r, N_FRAMES + 8);
+    if (v6) packets6 += packets;
+    else packets4 += packets;
+    const tag: u32 = v6 ? 1 : 0;
+    if (candidate(r, v6)) tallyAdd(r, 0, tag, packets, 0, 0, 0);
+    if (!sameAddresses(r) && candidate(r + 16, v6)) tallyAdd(r + 16, 0, tag, packets, 0, 0, 0);
+  }
+  store<f64>(totals, packets4);
+  store<f64>(totals, packets6, 8);
+  return tableSize;
+}
+
+// candidate() of analyzer.ts: not loopback, multicast, broadcast, unspecified or link-local
+function candidate(address: usize, v6: bool): bool {
+  const w = load<u32>(address);
+  if (!v6) {
+    const first = w >> 24;
+    return !(first == 127 || first == 0 || first >= 224);
+  }
+  if (w >> 24 == 0xff || w >> 22 == 0x3fa) return false;
+  const zeroHead = w == 0 && load<u32>(address, 4) == 0 && load<u32>(address, 8) == 0;
+  return !(zeroHead && load<u32>(address, 12) <= 1);
 }
 
 /** l4EndpointTally() of build-report.ts: both sides of every TCP/UDP flow, into an empty Tally; returns its size. */
