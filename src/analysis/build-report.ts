@@ -23,7 +23,7 @@ import {
 } from './analyzer.js';
 import { explain, type RemoteFacts } from './explain.js';
 import { FlowTable } from './flow-table.js';
-import { doublesIn, type PacketMemory } from './packet-path.js';
+import { doublesIn, int32In, type PacketMemory } from './packet-path.js';
 import type { Conversation, Endpoint, Peer, ProtocolNode, Report, Summary, TcpHealth } from './report.js';
 import { REPORT_VERSION } from './report.js';
 
@@ -427,15 +427,21 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   const { ipTable, ipFrames, ipBytes, ipFirstDir, ipStart, ipEnd } = ipPairs(a, cols);
   const ipConv = (v6: boolean) => {
     const ipKeys = ipTable.keys;
-    const rows = new Int32Array(ipTable.size);
+    const rows = int32In(memory, ipTable.size);
+    const bytes = doublesIn(memory, ipTable.size);
+    const frames = doublesIn(memory, ipTable.size);
     let n = 0;
-    for (let c = 0; c < ipTable.size; c++) if (((ipKeys[c * 9 + 8] as number) !== 0) === v6) rows[n++] = c;
-    const bytes = doublesIn(memory, n);
-    const frames = doublesIn(memory, n);
-    for (let i = 0; i < n; i++) {
-      const c = rows[i] as number;
-      bytes[i] = (ipBytes[2 * c] as number) + (ipBytes[2 * c + 1] as number);
-      frames[i] = (ipFrames[2 * c] as number) + (ipFrames[2 * c + 1] as number);
+    if (memory && [ipKeys, ipFrames, ipBytes, rows, bytes, frames].every((x) => memory.holds(x))) {
+      const arrays = [ipFrames.byteOffset, ipBytes.byteOffset, rows.byteOffset, bytes.byteOffset, frames.byteOffset];
+      n = memory.pairRows(ipKeys.byteOffset, ipTable.size, v6 ? 1 : 0, ...arrays);
+    } else {
+      for (let c = 0; c < ipTable.size; c++) {
+        if (((ipKeys[c * 9 + 8] as number) !== 0) !== v6) continue;
+        rows[n] = c;
+        bytes[n] = (ipBytes[2 * c] as number) + (ipBytes[2 * c + 1] as number);
+        frames[n] = (ipFrames[2 * c] as number) + (ipFrames[2 * c + 1] as number);
+        n++;
+      }
     }
     const top = topIndices(bytes, frames, n, maxRows, memory);
     const list: Conversation[] = top.map((i) => {
@@ -462,19 +468,24 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
 
   // ---- TCP/UDP conversations: the flows themselves
   const l4Conv = (proto: number) => {
-    const rows = new Int32Array(nFlows);
+    const rows = int32In(memory, nFlows);
     const bytes = doublesIn(memory, nFlows);
     const frames = doublesIn(memory, nFlows);
     let n = 0;
-    for (let f = 0; f < nFlows; f++) {
-      const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
-      if ((meta & 0xff) !== proto || !(meta & META_PORTS)) continue;
-      const fr = (l4F[2 * f] as number) + (l4F[2 * f + 1] as number);
-      if (fr > 0) {
-        rows[n] = f;
-        frames[n] = fr;
-        bytes[n] = (l4B[2 * f] as number) + (l4B[2 * f + 1] as number);
-        n++;
+    if (memory && [keys, l4F, l4B, rows, bytes, frames].every((x) => memory.holds(x))) {
+      const arrays = [l4F.byteOffset, l4B.byteOffset, rows.byteOffset, bytes.byteOffset, frames.byteOffset];
+      n = memory.flowRows(keys.byteOffset, nFlows, proto, ...arrays);
+    } else {
+      for (let f = 0; f < nFlows; f++) {
+        const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
+        if ((meta & 0xff) !== proto || !(meta & META_PORTS)) continue;
+        const fr = (l4F[2 * f] as number) + (l4F[2 * f + 1] as number);
+        if (fr > 0) {
+          rows[n] = f;
+          frames[n] = fr;
+          bytes[n] = (l4B[2 * f] as number) + (l4B[2 * f + 1] as number);
+          n++;
+        }
       }
     }
     const top = topIndices(bytes, frames, n, maxRows, memory);
@@ -741,21 +752,26 @@ class Tally {
     const t = this.table;
     const d = t.f64;
     const keys = t.keys;
-    const picked = new Int32Array(t.size);
-    const bytes = doublesIn(this.memory, t.size);
-    const frames = doublesIn(this.memory, t.size);
+    const memory = this.memory;
+    const picked = int32In(memory, t.size);
+    const bytes = doublesIn(memory, t.size);
+    const frames = doublesIn(memory, t.size);
     let n = 0;
-    for (const want of [tag, tag2]) {
-      if (want < 0) continue;
-      for (let e = 0; e < t.size; e++) {
-        if (keys[e * 14 + 5] !== want) continue;
-        picked[n] = e;
-        bytes[n] = (d[e * 7 + 4] as number) + (d[e * 7 + 6] as number);
-        frames[n] = (d[e * 7 + 3] as number) + (d[e * 7 + 5] as number);
-        n++;
+    if (memory && [keys, picked, bytes, frames].every((x) => memory.holds(x))) {
+      n = memory.tallyRows(keys.byteOffset, t.size, tag, tag2, picked.byteOffset, bytes.byteOffset, frames.byteOffset);
+    } else {
+      for (const want of [tag, tag2]) {
+        if (want < 0) continue;
+        for (let e = 0; e < t.size; e++) {
+          if (keys[e * 14 + 5] !== want) continue;
+          picked[n] = e;
+          bytes[n] = (d[e * 7 + 4] as number) + (d[e * 7 + 6] as number);
+          frames[n] = (d[e * 7 + 3] as number) + (d[e * 7 + 5] as number);
+          n++;
+        }
       }
     }
-    const top = topIndices(bytes, frames, n, maxRows, this.memory);
+    const top = topIndices(bytes, frames, n, maxRows, memory);
     const list = top.map((i) => {
       const e = picked[i] as number;
       const o = e * 7 + 3;

@@ -44,6 +44,11 @@ export function doublesIn(memory: PacketMemory | undefined, length: number): Flo
   return memory?.float64(length) ?? new Float64Array(length);
 }
 
+/** `length` int32s in `memory` when it has room, else on the JavaScript heap. */
+export function int32In(memory: PacketMemory | undefined, length: number): Int32Array {
+  return memory?.int32(length) ?? new Int32Array(length);
+}
+
 export class PacketMemory implements TableMemory {
   readonly memory: WebAssembly.Memory;
   /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */
@@ -58,6 +63,9 @@ export class PacketMemory implements TableMemory {
   readonly l4EndpointTally: (...offsetsAndCounts: number[]) => number;
   readonly flowColumns: (...offsetsAndCounts: number[]) => void;
   readonly topIndices: (...offsetsAndCounts: number[]) => number;
+  readonly pairRows: (...offsetsAndCounts: number[]) => number;
+  readonly flowRows: (...offsetsAndCounts: number[]) => number;
+  readonly tallyRows: (...offsetsAndCounts: number[]) => number;
   /** The analyzer's host inference: its addresses' packets (see the WebAssembly source). */
   readonly addressTally: (...offsetsAndCounts: number[]) => number;
   /** The parameter block run() reads and writes. */
@@ -77,6 +85,9 @@ export class PacketMemory implements TableMemory {
     this.l4EndpointTally = exports.l4EndpointTally as PacketMemory['l4EndpointTally'];
     this.flowColumns = exports.flowColumns as PacketMemory['flowColumns'];
     this.topIndices = exports.topIndices as PacketMemory['topIndices'];
+    this.pairRows = exports.pairRows as PacketMemory['pairRows'];
+    this.flowRows = exports.flowRows as PacketMemory['flowRows'];
+    this.tallyRows = exports.tallyRows as PacketMemory['tallyRows'];
     this.addressTally = exports.addressTally as PacketMemory['addressTally'];
     this.params = new Float64Array(this.memory.buffer, 0, PARAM_BYTES / 8);
   }

@@ -869,7 +869,8 @@ function hostMask(v6: bool): u32 {
 
 // ---- Report tables: build-report.ts's aggregations of the flows (ipPairs, ipEndpointTally, l4EndpointTally) and the
 // analyzer's tally for host inference (addressTally) into FlowTables in this memory, sized by the caller so that they
-// never grow. The TypeScript versions are the reference.
+// never grow, and the selections of their rows (pairRows, flowRows, tallyRows). The TypeScript versions are the
+// reference.
 
 let tableSlots: usize = 0;
 let tableMask: u32 = 0;
@@ -1179,6 +1180,80 @@ export function l4EndpointTally(
     }
   }
   return tableSize;
+}
+
+/** ipConv() of build-report.ts: the address pairs of one family (IPv6: key word 8 not 0), with their bytes and frames. */
+export function pairRows(
+  pairKeys: usize,
+  pairs: u32,
+  v6: u32,
+  ipFrames: usize,
+  ipBytes: usize,
+  rows: usize,
+  bytes: usize,
+  frames: usize,
+): u32 {
+  let n: u32 = 0;
+  for (let c: u32 = 0; c < pairs; c++) {
+    if ((load<u32>(pairKeys + <usize>c * 36, 32) != 0) != (v6 != 0)) continue;
+    store<i32>(rows + (<usize>n << 2), <i32>c);
+    store<f64>(bytes + (<usize>n << 3), pairAt(ipBytes, 2 * c) + pairAt(ipBytes, 2 * c + 1));
+    store<f64>(frames + (<usize>n << 3), pairAt(ipFrames, 2 * c) + pairAt(ipFrames, 2 * c + 1));
+    n++;
+  }
+  return n;
+}
+
+/** l4Conv() of build-report.ts: the flows of one protocol, with ports and frames at layer 4, with their bytes and frames. */
+export function flowRows(
+  records: usize,
+  flows: u32,
+  proto: u32,
+  l4F: usize,
+  l4B: usize,
+  rows: usize,
+  bytes: usize,
+  frames: usize,
+): u32 {
+  let n: u32 = 0;
+  for (let f: u32 = 0; f < flows; f++) {
+    const meta = load<u32>(records + <usize>f * RECORD_BYTES, 36);
+    if ((meta & 0xff) != proto || (meta & META_PORTS) == 0) continue;
+    const count = pairAt(l4F, 2 * f) + pairAt(l4F, 2 * f + 1);
+    if (count > 0) {
+      store<i32>(rows + (<usize>n << 2), <i32>f);
+      store<f64>(frames + (<usize>n << 3), count);
+      store<f64>(bytes + (<usize>n << 3), pairAt(l4B, 2 * f) + pairAt(l4B, 2 * f + 1));
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Tally.rows() of build-report.ts: the entries tagged `tag`, then `tag2` (-1: none), with their bytes and frames. */
+export function tallyRows(
+  keys: usize,
+  size: u32,
+  tag: i32,
+  tag2: i32,
+  picked: usize,
+  bytes: usize,
+  frames: usize,
+): u32 {
+  let n: u32 = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    const want = pass == 0 ? tag : tag2;
+    if (want < 0) continue;
+    for (let e: u32 = 0; e < size; e++) {
+      const r = keys + <usize>e * 56;
+      if (load<u32>(r, 20) != <u32>want) continue;
+      store<i32>(picked + (<usize>n << 2), <i32>e);
+      store<f64>(bytes + (<usize>n << 3), load<f64>(r, 32) + load<f64>(r, 48));
+      store<f64>(frames + (<usize>n << 3), load<f64>(r, 24) + load<f64>(r, 40));
+      n++;
+    }
+  }
+  return n;
 }
 
 /** flowColumns() of build-report.ts: each flow's counts as tshark's IP table (tap) and TCP/UDP tables (l4) see them. */
