@@ -868,11 +868,6 @@ export class Analyzer {
   }
 
   /**
-   * Picks the host addresses from the flows seen so far: per IP version, the address in the most packets, if it is in
-   * at least half of that version's packets (loopback, multicast, broadcast, unspecified and IPv6 link-local
-   * addresses are not candidates). Then replays the logged packets' directions.
-   */
-  /**
    * For host inference: each address of each flow (once when both sides are the same) that may be a host's own, with
    * the packets of the flows it is in, as records of width 6 and stride 14 (build-report.ts's Tally: address words,
    * port 0, tag 1 for IPv6; the packets at double 3), and the packets of all IPv4 and all IPv6 flows.
@@ -912,6 +907,11 @@ export class Analyzer {
     return { addresses, totals };
   }
 
+  /**
+   * Picks the host addresses from the flows seen so far: per IP version, the address in the most packets, if it is in
+   * at least half of that version's packets (loopback, multicast, broadcast, unspecified and IPv6 link-local
+   * addresses are not candidates). Then replays the logged packets' directions.
+   */
   private inferHost(force: boolean): void {
     if (!force && this.log.n < INFER_AFTER_PACKETS) return;
     this.inferring = false;

@@ -57,7 +57,7 @@ export class PacketMemory implements TableMemory {
   readonly runBlocks: (from: number, to: number) => number;
   /** Writes run()'s counts into the parameter block. */
   readonly storeState: () => void;
-  /** build-report.ts's aggregations, on arrays in this memory (see the WebAssembly source for the arguments). */
+  /** build-report.ts's aggregations and row selections, on arrays in this memory (the WebAssembly source says more). */
   readonly ipPairs: (...offsetsAndCounts: number[]) => number;
   readonly ipEndpointTally: (...offsetsAndCounts: number[]) => number;
   readonly l4EndpointTally: (...offsetsAndCounts: number[]) => number;
