@@ -878,6 +878,15 @@ let tableKeys: usize = 0;
 let tableSize: u32 = 0;
 let tableInserted = false;
 
+// the empty table that the next calls of findOrInsert9() or tallyAdd() fill
+@inline
+function startTable(slots: usize, mask: u32, keys: usize): void {
+  tableSlots = slots;
+  tableMask = mask;
+  tableKeys = keys;
+  tableSize = 0;
+}
+
 @inline
 function mix(h: u32, word: u32): u32 {
   return rotl<u32>((h ^ word) * 0x9e3779b1, 15);
@@ -1020,10 +1029,7 @@ export function ipPairs(
   start: usize,
   end: usize,
 ): u32 {
-  tableSlots = slots;
-  tableMask = mask;
-  tableKeys = keys;
-  tableSize = 0;
+  startTable(slots, mask, keys);
   for (let f: u32 = 0; f < flows; f++) {
     const t0 = pairAt(tapF, 2 * f);
     const t1 = pairAt(tapF, 2 * f + 1);
@@ -1077,10 +1083,7 @@ export function ipEndpointTally(
   mask: u32,
   keys: usize,
 ): u32 {
-  tableSlots = slots;
-  tableMask = mask;
-  tableKeys = keys;
-  tableSize = 0;
+  startTable(slots, mask, keys);
   for (let c: u32 = 0; c < pairs; c++) {
     const at = pairKeys + <usize>c * 36;
     const meta = load<u32>(at, 32);
@@ -1111,10 +1114,7 @@ export function addressTally(
   keys: usize,
   totals: usize,
 ): u32 {
-  tableSlots = slots;
-  tableMask = mask;
-  tableKeys = keys;
-  tableSize = 0;
+  startTable(slots, mask, keys);
   let packets4: f64 = 0;
   let packets6: f64 = 0;
   for (let f: u32 = 0; f < flows; f++) {
@@ -1154,10 +1154,7 @@ export function l4EndpointTally(
   mask: u32,
   keys: usize,
 ): u32 {
-  tableSlots = slots;
-  tableMask = mask;
-  tableKeys = keys;
-  tableSize = 0;
+  startTable(slots, mask, keys);
   for (let f: u32 = 0; f < flows; f++) {
     const r = records + <usize>f * RECORD_BYTES;
     const meta = load<u32>(r, 36);
@@ -1182,6 +1179,14 @@ export function l4EndpointTally(
   return tableSize;
 }
 
+// a row of a selection: its index, bytes and frames at position n of the selection's arrays
+@inline
+function putRow(rows: usize, bytes: usize, frames: usize, n: u32, index: u32, rowBytes: f64, rowFrames: f64): void {
+  store<i32>(rows + (<usize>n << 2), <i32>index);
+  store<f64>(bytes + (<usize>n << 3), rowBytes);
+  store<f64>(frames + (<usize>n << 3), rowFrames);
+}
+
 /** ipConv() of build-report.ts: the address pairs of one family (IPv6: key word 8 not 0), with their bytes and frames. */
 export function pairRows(
   pairKeys: usize,
@@ -1196,10 +1201,8 @@ export function pairRows(
   let n: u32 = 0;
   for (let c: u32 = 0; c < pairs; c++) {
     if ((load<u32>(pairKeys + <usize>c * 36, 32) != 0) != (v6 != 0)) continue;
-    store<i32>(rows + (<usize>n << 2), <i32>c);
-    store<f64>(bytes + (<usize>n << 3), pairAt(ipBytes, 2 * c) + pairAt(ipBytes, 2 * c + 1));
-    store<f64>(frames + (<usize>n << 3), pairAt(ipFrames, 2 * c) + pairAt(ipFrames, 2 * c + 1));
-    n++;
+    const pairBytes = pairAt(ipBytes, 2 * c) + pairAt(ipBytes, 2 * c + 1);
+    putRow(rows, bytes, frames, n++, c, pairBytes, pairAt(ipFrames, 2 * c) + pairAt(ipFrames, 2 * c + 1));
   }
   return n;
 }
@@ -1220,12 +1223,7 @@ export function flowRows(
     const meta = load<u32>(records + <usize>f * RECORD_BYTES, 36);
     if ((meta & 0xff) != proto || (meta & META_PORTS) == 0) continue;
     const count = pairAt(l4F, 2 * f) + pairAt(l4F, 2 * f + 1);
-    if (count > 0) {
-      store<i32>(rows + (<usize>n << 2), <i32>f);
-      store<f64>(frames + (<usize>n << 3), count);
-      store<f64>(bytes + (<usize>n << 3), pairAt(l4B, 2 * f) + pairAt(l4B, 2 * f + 1));
-      n++;
-    }
+    if (count > 0) putRow(rows, bytes, frames, n++, f, pairAt(l4B, 2 * f) + pairAt(l4B, 2 * f + 1), count);
   }
   return n;
 }
@@ -1247,10 +1245,7 @@ export function tallyRows(
     for (let e: u32 = 0; e < size; e++) {
       const r = keys + <usize>e * 56;
       if (load<u32>(r, 20) != <u32>want) continue;
-      store<i32>(picked + (<usize>n << 2), <i32>e);
-      store<f64>(bytes + (<usize>n << 3), load<f64>(r, 32) + load<f64>(r, 48));
-      store<f64>(frames + (<usize>n << 3), load<f64>(r, 24) + load<f64>(r, 40));
-      n++;
+      putRow(picked, bytes, frames, n++, e, load<f64>(r, 32) + load<f64>(r, 48), load<f64>(r, 24) + load<f64>(r, 40));
     }
   }
   return n;
