@@ -51,8 +51,9 @@ describe.skipIf(skip !== undefined)(`web console in chromium${skip ? ` (skipped:
 
   beforeAll(async () => {
     // The capture-on-alert function's settings, read by the server (a child process) from its environment.
-    // Quiet time 8 s: long enough for the test to fire the rule again while the capture runs.
-    process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '8';
+    // Quiet time 15 s: long enough for the test to fire the rule again while the capture runs, counted from the first
+    // firing, even when the capture is slow to start on a busy machine (8 s was not, once in a full run).
+    process.env.TRIPCAP_CAPTURE_TIME_LIMIT_SECONDS = '15';
     process.env.TRIPCAP_CAPTURE_POLL_SECONDS = '1';
     await mkdir(SHOTS, { recursive: true });
     env = await createE2eEnv();
