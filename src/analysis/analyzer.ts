@@ -29,9 +29,9 @@ import {
   parseHttpStatus,
   Start,
 } from './app.js';
-import { buildReport, type FinishContext } from './build-report.js';
+import { buildReport, type FinishContext, Tally } from './build-report.js';
 import { FLOW_KEY_WIDTH, FlowTable } from './flow-table.js';
-import { doublesIn, MAX_PACKET_MEMORY, P, PacketMemory, Step } from './packet-path.js';
+import { arrayIn, MAX_PACKET_MEMORY, P, PacketMemory, Step } from './packet-path.js';
 import type { Report } from './report.js';
 import { Direction, TimelineBuilder } from './timeline.js';
 
@@ -143,8 +143,8 @@ export class Flows {
   constructor(
     readonly table: FlowTable,
     capacity: number,
-    /** Where the arrays come from (the memory the WebAssembly code works in, when it has room). */
-    private readonly doubles: (length: number) => Float64Array = (length) => new Float64Array(length),
+    /** Where the arrays live when it has room (the memory the WebAssembly code works in). */
+    private readonly memory?: PacketMemory,
   ) {
     this.capacity = capacity;
     this.cold = this.doubles(capacity * C_STRIDE);
@@ -153,6 +153,10 @@ export class Flows {
     this.tapEnd = this.doubles(capacity);
     this.l4Start = this.doubles(capacity);
     this.l4End = this.doubles(capacity);
+  }
+
+  private doubles(length: number): Float64Array {
+    return arrayIn(this.memory, Float64Array, length);
   }
 
   grow(): void {
@@ -383,28 +387,28 @@ export class Analyzer {
     const memory =
       options.fastPath !== false ? createPacketMemory(packetMemoryBytes(expected, this.maxFlows)) : undefined;
     this.packetMemory = memory;
-    const doubles = (length: number) => doublesIn(memory, length);
-    this.linkSeen = memory?.uint8(65_536) ?? new Uint8Array(65_536);
+    const doubles = (length: number) => arrayIn(memory, Float64Array, length);
+    this.linkSeen = arrayIn(memory, Uint8Array, 65_536);
     this.stackPackets = doubles(STACKS);
     this.stackBytes = doubles(STACKS);
     this.volumePackets = doubles(5);
     this.volumeBytes = doubles(5);
     this.log = {
-      flow: memory?.int32(INFER_AFTER_PACKETS) ?? new Int32Array(INFER_AFTER_PACKETS),
-      dir: memory?.uint8(INFER_AFTER_PACKETS) ?? new Uint8Array(INFER_AFTER_PACKETS),
+      flow: arrayIn(memory, Int32Array, INFER_AFTER_PACKETS),
+      dir: arrayIn(memory, Uint8Array, INFER_AFTER_PACKETS),
       t: doubles(INFER_AFTER_PACKETS),
       bytes: doubles(INFER_AFTER_PACKETS),
       n: 0,
     };
     this.table = new FlowTable(KEY_WIDTH, expected, FLOW_STRIDE_WORDS, memory);
-    this.flows = new Flows(this.table, this.table.capacity, doubles);
+    this.flows = new Flows(this.table, this.table.capacity, memory);
     if (options.binSeconds !== undefined && !(options.binSeconds > 0)) {
       throw new RangeError(`binSeconds must be a positive number of seconds, not ${options.binSeconds}`);
     }
     this.timeline = new TimelineBuilder(
       this.clock,
       options.binSeconds !== undefined ? Math.max(1, Math.round(options.binSeconds * 1e9)) : undefined,
-      doubles,
+      memory,
     );
     if (options.hostIps && options.hostIps.length > 0) {
       for (const text of options.hostIps) {
@@ -450,7 +454,7 @@ export class Analyzer {
       ...[this.stackPackets, this.stackBytes, this.volumePackets, this.volumeBytes],
       ...[log.flow, log.dir, log.t, log.bytes, this.linkSeen],
     ];
-    this.fastBuffer = memory && arrays.every((a) => memory.holds(a)) ? memory.memory.buffer : undefined;
+    this.fastBuffer = memory?.holds(...arrays) ? memory.memory.buffer : undefined;
   }
 
   /**
@@ -486,7 +490,7 @@ export class Analyzer {
     if (!memory) return false;
     let table = this.interfaceTable;
     if (table === undefined || table.length < interfaces.length * 4) {
-      table = memory.float64(Math.max(64, interfaces.length * 8));
+      table = memory.array(Float64Array, Math.max(64, interfaces.length * 8));
       if (!table) return false;
       this.interfaceTable = table;
     }
@@ -833,8 +837,8 @@ export class Analyzer {
     const memory = this.packetMemory;
     if (memory) {
       // the host addresses as the WebAssembly path reads them: words in memory order
-      const v4 = memory.uint32(this.hostV4.length);
-      const v6 = memory.uint32(this.hostV6.length);
+      const v4 = memory.array(Uint32Array, this.hostV4.length);
+      const v6 = memory.array(Uint32Array, this.hostV6.length);
       if (v4 && v6) {
         v4.set(this.hostV4);
         v6.set(this.hostV6);
@@ -869,21 +873,27 @@ export class Analyzer {
 
   /**
    * For host inference: each address of each flow (once when both sides are the same) that may be a host's own, with
-   * the packets of the flows it is in, as records of width 6 and stride 14 (build-report.ts's Tally: address words,
-   * port 0, tag 1 for IPv6; the packets at double 3), and the packets of all IPv4 and all IPv6 flows.
+   * the packets of the flows it is in (as tx frames; port 0, tag 1 for IPv6), and the packets of all IPv4 and all
+   * IPv6 flows.
    */
-  private addressTally(): { addresses: FlowTable; totals: Float64Array } {
+  private addressTally(): { addresses: Tally; totals: Float64Array } {
     const memory = this.packetMemory;
     const keys = this.table.keys;
     const n = this.table.size;
-    const addresses = new FlowTable(6, Math.max(16, n * 2), 14, memory);
-    const totals = doublesIn(memory, 2);
-    if (memory && [keys, addresses.slots, addresses.keys, totals].every((x) => memory.holds(x))) {
-      const args = [keys.byteOffset, n, addresses.slots.byteOffset, addresses.mask, addresses.keys.byteOffset];
-      addresses.size = memory.addressTally(...args, totals.byteOffset);
+    const addresses = new Tally(Math.max(16, n * 2), memory);
+    const t = addresses.table;
+    const totals = arrayIn(memory, Float64Array, 2);
+    if (memory?.holds(keys, t.slots, t.keys, totals)) {
+      t.size = memory.addressTally(
+        keys.byteOffset,
+        n,
+        t.slots.byteOffset,
+        t.mask,
+        t.keys.byteOffset,
+        totals.byteOffset,
+      );
       return { addresses, totals };
     }
-    const k = addresses.key;
     for (let f = 0; f < n; f++) {
       const base = f * FLOW_STRIDE_WORDS;
       const v6 = ((keys[base + 9] as number) & META_V6) !== 0;
@@ -896,12 +906,7 @@ export class Analyzer {
         keys[base + 3] === keys[base + 7];
       for (let side = 0; side < (same ? 1 : 2); side++) {
         const at = base + side * 4;
-        if (!candidate(v6, keys, at)) continue;
-        for (let i = 0; i < 4; i++) k[i] = keys[at + i] as number;
-        k[4] = 0;
-        k[5] = v6 ? 1 : 0;
-        const e = addresses.findOrInsert();
-        addresses.f64[e * 7 + 3] = (addresses.f64[e * 7 + 3] as number) + packets;
+        if (candidate(v6, keys, at)) addresses.add(keys, at, 0, v6 ? 1 : 0, packets, 0, 0, 0);
       }
     }
     return { addresses, totals };
@@ -916,19 +921,17 @@ export class Analyzer {
     if (!force && this.log.n < INFER_AFTER_PACKETS) return;
     this.inferring = false;
     const { addresses, totals } = this.addressTally();
-    const words = addresses.keys;
-    const packets = addresses.f64;
     const chosen: string[] = [];
     for (const v6 of [false, true]) {
       let best = -1;
-      for (let e = 0; e < addresses.size; e++) {
-        if (((words[e * 14 + 5] as number) === 1) !== v6) continue;
-        if (best < 0 || (packets[e * 7 + 3] as number) > (packets[best * 7 + 3] as number)) best = e;
+      for (let e = 0; e < addresses.table.size; e++) {
+        if ((addresses.tag(e) === 1) !== v6) continue;
+        if (best < 0 || addresses.txFrames(e) > addresses.txFrames(best)) best = e;
       }
-      const count = best < 0 ? 0 : (packets[best * 7 + 3] as number);
+      const count = best < 0 ? 0 : addresses.txFrames(best);
       const total = totals[v6 ? 1 : 0] as number;
       if (best >= 0 && count * 2 >= total) {
-        const address = Array.from(words.subarray(best * 14, best * 14 + 4));
+        const address = addresses.address(best);
         if (v6) this.hostV6.push(...address);
         else this.hostV4.push(address[0] as number);
         this.setHosts();

@@ -23,7 +23,7 @@ import {
 } from './analyzer.js';
 import { explain, type RemoteFacts } from './explain.js';
 import { FlowTable } from './flow-table.js';
-import { doublesIn, int32In, type PacketMemory } from './packet-path.js';
+import { arrayIn, type PacketMemory } from './packet-path.js';
 import type { Conversation, Endpoint, Peer, ProtocolNode, Report, Summary, TcpHealth } from './report.js';
 import { REPORT_VERSION } from './report.js';
 
@@ -100,10 +100,10 @@ export function topIndices(
   limit: number,
   memory?: PacketMemory,
 ): number[] {
-  if (memory?.holds(weights) && memory.holds(seconds)) {
-    const scratch = memory.float64(count);
-    const out = memory.int32(Math.max(1, count));
-    const temp = memory.int32(Math.max(1, count));
+  if (memory?.holds(weights, seconds)) {
+    const scratch = memory.array(Float64Array, count);
+    const out = memory.array(Int32Array, Math.max(1, count));
+    const temp = memory.array(Int32Array, Math.max(1, count));
     if (scratch && out && temp) {
       const n = memory.topIndices(
         weights.byteOffset,
@@ -152,14 +152,14 @@ function ipPairs(a: Analyzer, cols: ReturnType<typeof flowColumns>) {
   const memory = a.packetMemory;
   const n = Math.max(1, nFlows);
   const ipTable = new FlowTable(9, Math.max(16, nFlows), 9, memory);
-  const ipFrames = doublesIn(memory, n * 2);
-  const ipBytes = doublesIn(memory, n * 2);
-  const ipFirst = doublesIn(memory, n).fill(-1);
-  const ipFirstDir = memory?.uint8(n) ?? new Uint8Array(n);
-  const ipStart = doublesIn(memory, n);
-  const ipEnd = doublesIn(memory, n);
+  const ipFrames = arrayIn(memory, Float64Array, n * 2);
+  const ipBytes = arrayIn(memory, Float64Array, n * 2);
+  const ipFirst = arrayIn(memory, Float64Array, n).fill(-1);
+  const ipFirstDir = arrayIn(memory, Uint8Array, n);
+  const ipStart = arrayIn(memory, Float64Array, n);
+  const ipEnd = arrayIn(memory, Float64Array, n);
   const arrays = [keys, flows.cold, tapF, tapB, cols.tapStart, cols.tapEnd, ipTable.slots, ipTable.keys, ipFrames];
-  if (memory && [...arrays, ipBytes, ipFirst, ipFirstDir, ipStart, ipEnd].every((x) => memory.holds(x))) {
+  if (memory?.holds(...arrays, ipBytes, ipFirst, ipFirstDir, ipStart, ipEnd)) {
     ipTable.size = memory.ipPairs(
       keys.byteOffset,
       nFlows,
@@ -236,7 +236,7 @@ function ipEndpointTally(
   const ipTally = new Tally(Math.max(16, ipTable.size * 2), memory);
   const ipKeys = ipTable.keys;
   const t = ipTally.table;
-  if (memory && [ipKeys, ipFrames, ipBytes, t.slots, t.keys].every((x) => memory.holds(x))) {
+  if (memory?.holds(ipKeys, ipFrames, ipBytes, t.slots, t.keys)) {
     t.size = memory.ipEndpointTally(
       ipKeys.byteOffset,
       ipTable.size,
@@ -272,7 +272,7 @@ function l4EndpointTally(a: Analyzer, l4F: Float64Array, l4B: Float64Array): Tal
   const memory = a.packetMemory;
   const l4Tally = new Tally(Math.max(16, nFlows * 2), memory);
   const t = l4Tally.table;
-  if (memory && [keys, l4F, l4B, t.slots, t.keys].every((x) => memory.holds(x))) {
+  if (memory?.holds(keys, l4F, l4B, t.slots, t.keys)) {
     t.size = memory.l4EndpointTally(
       keys.byteOffset,
       nFlows,
@@ -316,14 +316,14 @@ function flowColumns(a: Analyzer) {
   const flows = a.flows;
   const miss = flows.miss;
   const memory = a.packetMemory;
-  const tapF = doublesIn(memory, 2 * n);
-  const tapB = doublesIn(memory, 2 * n);
-  const l4F = doublesIn(memory, 2 * n);
-  const l4B = doublesIn(memory, 2 * n);
-  const tapStart = doublesIn(memory, n);
-  const tapEnd = doublesIn(memory, n);
+  const tapF = arrayIn(memory, Float64Array, 2 * n);
+  const tapB = arrayIn(memory, Float64Array, 2 * n);
+  const l4F = arrayIn(memory, Float64Array, 2 * n);
+  const l4B = arrayIn(memory, Float64Array, 2 * n);
+  const tapStart = arrayIn(memory, Float64Array, n);
+  const tapEnd = arrayIn(memory, Float64Array, n);
   const arrays = [a.table.keys, miss, flows.tapStart, flows.tapEnd, tapF, tapB, l4F, l4B, tapStart, tapEnd];
-  if (memory && arrays.every((x) => memory.holds(x))) {
+  if (memory?.holds(...arrays)) {
     memory.flowColumns(...[a.table.keys.byteOffset, n], ...arrays.slice(1).map((x) => x.byteOffset));
     return { tapF, tapB, l4F, l4B, tapStart, tapEnd };
   }
@@ -427,11 +427,11 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
   const { ipTable, ipFrames, ipBytes, ipFirstDir, ipStart, ipEnd } = ipPairs(a, cols);
   const ipConv = (v6: boolean) => {
     const ipKeys = ipTable.keys;
-    const rows = int32In(memory, ipTable.size);
-    const bytes = doublesIn(memory, ipTable.size);
-    const frames = doublesIn(memory, ipTable.size);
+    const rows = arrayIn(memory, Int32Array, ipTable.size);
+    const bytes = arrayIn(memory, Float64Array, ipTable.size);
+    const frames = arrayIn(memory, Float64Array, ipTable.size);
     let n = 0;
-    if (memory && [ipKeys, ipFrames, ipBytes, rows, bytes, frames].every((x) => memory.holds(x))) {
+    if (memory?.holds(ipKeys, ipFrames, ipBytes, rows, bytes, frames)) {
       const arrays = [ipFrames.byteOffset, ipBytes.byteOffset, rows.byteOffset, bytes.byteOffset, frames.byteOffset];
       n = memory.pairRows(ipKeys.byteOffset, ipTable.size, v6 ? 1 : 0, ...arrays);
     } else {
@@ -468,11 +468,11 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
 
   // ---- TCP/UDP conversations: the flows themselves
   const l4Conv = (proto: number) => {
-    const rows = int32In(memory, nFlows);
-    const bytes = doublesIn(memory, nFlows);
-    const frames = doublesIn(memory, nFlows);
+    const rows = arrayIn(memory, Int32Array, nFlows);
+    const bytes = arrayIn(memory, Float64Array, nFlows);
+    const frames = arrayIn(memory, Float64Array, nFlows);
     let n = 0;
-    if (memory && [keys, l4F, l4B, rows, bytes, frames].every((x) => memory.holds(x))) {
+    if (memory?.holds(keys, l4F, l4B, rows, bytes, frames)) {
       const arrays = [l4F.byteOffset, l4B.byteOffset, rows.byteOffset, bytes.byteOffset, frames.byteOffset];
       n = memory.flowRows(keys.byteOffset, nFlows, proto, ...arrays);
     } else {
@@ -711,7 +711,7 @@ function conversation(
 }
 
 /** Endpoint counters: (address, port, tag) → tx/rx frames and bytes, kept in the hash table's records. */
-class Tally {
+export class Tally {
   /** key: 4 address words, port, tag; then 4 doubles (tx frames, tx bytes, rx frames, rx bytes) from word 6. */
   readonly table: FlowTable;
   constructor(
@@ -747,17 +747,28 @@ class Tally {
     d[o + 3] = (d[o + 3] as number) + rxB;
   }
 
+  /** Entry e's tag, tx frames and address words. */
+  tag(e: number): number {
+    return this.table.keys[e * 14 + 5] as number;
+  }
+  txFrames(e: number): number {
+    return this.table.f64[e * 7 + 3] as number;
+  }
+  address(e: number): number[] {
+    return Array.from(this.table.keys.subarray(e * 14, e * 14 + 4));
+  }
+
   /** The endpoints with tag `tag`, then those with `tag2` (-1: none), largest first. */
   rows(tag: number, tag2: number, maxRows: number, withPort: boolean): { list: Endpoint[]; omitted: number } {
     const t = this.table;
     const d = t.f64;
     const keys = t.keys;
     const memory = this.memory;
-    const picked = int32In(memory, t.size);
-    const bytes = doublesIn(memory, t.size);
-    const frames = doublesIn(memory, t.size);
+    const picked = arrayIn(memory, Int32Array, t.size);
+    const bytes = arrayIn(memory, Float64Array, t.size);
+    const frames = arrayIn(memory, Float64Array, t.size);
     let n = 0;
-    if (memory && [keys, picked, bytes, frames].every((x) => memory.holds(x))) {
+    if (memory?.holds(keys, picked, bytes, frames)) {
       n = memory.tallyRows(keys.byteOffset, t.size, tag, tag2, picked.byteOffset, bytes.byteOffset, frames.byteOffset);
     } else {
       for (const want of [tag, tag2]) {
@@ -981,8 +992,8 @@ function remoteFacts(a: Analyzer): RemoteFacts {
       const t = kind === 'address' ? addr : svc;
       const vals = kind === 'address' ? addrVals : svcVals;
       const o = dir === 'out' ? 0 : 2;
-      const weights = doublesIn(a.packetMemory, t.size);
-      const seconds = doublesIn(a.packetMemory, t.size);
+      const weights = arrayIn(a.packetMemory, Float64Array, t.size);
+      const seconds = arrayIn(a.packetMemory, Float64Array, t.size);
       for (let e = 0; e < t.size; e++) {
         weights[e] = vals[6 * e + o] as number;
         seconds[e] = vals[6 * e + o + 1] as number;

@@ -1,14 +1,10 @@
+import { arrayIn, type PacketMemory } from './packet-path.js';
+
 /**
  * The width of the analyzer's flow key (two addresses, ports, meta), which the table hashes and compares without a
  * loop: the loop over `width` took a quarter of the packet path's time.
  */
 export const FLOW_KEY_WIDTH = 10;
-
-/** Where a table's arrays come from, when not from the JavaScript heap (see PacketMemory); undefined when full. */
-export interface TableMemory {
-  uint32(length: number): Uint32Array | undefined;
-  int32(length: number): Int32Array | undefined;
-}
 
 /**
  * An open-addressing hash table from fixed-width keys of 32-bit words to dense entry numbers 0, 1, 2, … (in insertion
@@ -40,7 +36,7 @@ export class FlowTable {
     readonly width: number,
     initialEntries = 1024,
     stride = width,
-    private readonly memory?: TableMemory,
+    private readonly memory?: PacketMemory,
   ) {
     this.stride = stride;
     this.key = new Uint32Array(width);
@@ -150,10 +146,10 @@ export class FlowTable {
   }
 
   private uint32(length: number): Uint32Array {
-    return this.memory?.uint32(length) ?? new Uint32Array(length);
+    return arrayIn(this.memory, Uint32Array, length);
   }
   private int32(length: number): Int32Array {
-    return this.memory?.int32(length) ?? new Int32Array(length);
+    return arrayIn(this.memory, Int32Array, length);
   }
 
   private doublesOf(keys: Uint32Array): Float64Array {

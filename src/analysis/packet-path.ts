@@ -1,4 +1,3 @@
-import type { TableMemory } from './flow-table.js';
 import { PACKET_PATH_WASM } from './packet-path-wasm.js';
 
 export { P, Step } from './packet-path-wasm.js';
@@ -39,17 +38,19 @@ const PARAM_BYTES = 1024;
 
 let compiled: WebAssembly.Module | undefined;
 
-/** `length` doubles in `memory` when it has room, else on the JavaScript heap. */
-export function doublesIn(memory: PacketMemory | undefined, length: number): Float64Array {
-  return memory?.float64(length) ?? new Float64Array(length);
+/** A typed-array class: Uint8Array, Int32Array, Uint32Array, Float64Array. */
+export interface ArrayType<T> {
+  new (length: number): T;
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
+  readonly BYTES_PER_ELEMENT: number;
 }
 
-/** `length` int32s in `memory` when it has room, else on the JavaScript heap. */
-export function int32In(memory: PacketMemory | undefined, length: number): Int32Array {
-  return memory?.int32(length) ?? new Int32Array(length);
+/** `length` elements of `Type` in `memory` when it has room, else on the JavaScript heap. */
+export function arrayIn<T>(memory: PacketMemory | undefined, Type: ArrayType<T>, length: number): T {
+  return memory?.array(Type, length) ?? new Type(length);
 }
 
-export class PacketMemory implements TableMemory {
+export class PacketMemory {
   readonly memory: WebAssembly.Memory;
   /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */
   readonly run: (from: number, to: number) => number;
@@ -100,24 +101,10 @@ export class PacketMemory implements TableMemory {
     return at;
   }
 
-  uint32(length: number): Uint32Array | undefined {
-    const at = this.take(length * 4);
-    return at === undefined ? undefined : new Uint32Array(this.memory.buffer, at, length);
-  }
-
-  int32(length: number): Int32Array | undefined {
-    const at = this.take(length * 4);
-    return at === undefined ? undefined : new Int32Array(this.memory.buffer, at, length);
-  }
-
-  uint8(length: number): Uint8Array | undefined {
-    const at = this.take(length);
-    return at === undefined ? undefined : new Uint8Array(this.memory.buffer, at, length);
-  }
-
-  float64(length: number): Float64Array | undefined {
-    const at = this.take(length * 8);
-    return at === undefined ? undefined : new Float64Array(this.memory.buffer, at, length);
+  /** `length` elements of `Type` in this memory, or undefined when it is used up. */
+  array<T>(Type: ArrayType<T>, length: number): T | undefined {
+    const at = this.take(length * Type.BYTES_PER_ELEMENT);
+    return at === undefined ? undefined : new Type(this.memory.buffer, at, length);
   }
 
   /** A buffer for the reader (ReadOptions.allocateBuffer). */
@@ -126,8 +113,8 @@ export class PacketMemory implements TableMemory {
     return at === undefined ? undefined : Buffer.from(this.memory.buffer, at, length);
   }
 
-  /** Whether `array` lives in this memory. */
-  holds(array: ArrayBufferView): boolean {
-    return array.buffer === this.memory.buffer;
+  /** Whether all of `arrays` live in this memory (the WebAssembly functions can take them). */
+  holds(...arrays: ArrayBufferView[]): boolean {
+    return arrays.every((array) => array.buffer === this.memory.buffer);
   }
 }

@@ -1,3 +1,5 @@
+import { arrayIn, type PacketMemory } from './packet-path.js';
+
 /**
  * I/O timeline in one pass without knowing the capture's length: fine bins whose width climbs a ladder of round
  * widths (1 ms, 2 ms, 10 ms, … 1 s, 2 s, 10 s, 20 s, 1 min, …) whenever more than MAX_FINE_BINS would be needed,
@@ -39,8 +41,8 @@ export class TimelineBuilder {
   constructor(
     readonly clock: Float64Array,
     readonly fixedNs?: number,
-    /** Where the columns come from (the analyzer's packet memory, when it has room). */
-    private readonly column: (length: number) => Float64Array = (length) => new Float64Array(length),
+    /** Where the columns live when it has room (the analyzer's packet memory). */
+    private readonly memory?: PacketMemory,
   ) {
     this.ladder = 0;
     if (fixedNs !== undefined) {
@@ -59,6 +61,9 @@ export class TimelineBuilder {
     this.outBytes = this.column(n);
     this.inPackets = this.column(n);
     this.inBytes = this.column(n);
+  }
+  private column(length: number): Float64Array {
+    return arrayIn(this.memory, Float64Array, length);
   }
 
   private index(t: number): number {

@@ -60,7 +60,7 @@ describe('top rows', () => {
     const memory = new PacketMemory(64 << 20);
     const next = random(13);
     const inMemory = (values: ArrayLike<number>) => {
-      const a = memory.float64(values.length) as Float64Array;
+      const a = memory.array(Float64Array, values.length) as Float64Array;
       a.set(values);
       return a;
     };
