@@ -5,18 +5,13 @@
  * every run costs before it reads a packet. Not a module to import: it only works while a snapshot is being built.
  */
 import { startupSnapshot } from 'node:v8';
-import { Command } from 'commander';
 import '../analysis/index.js'; // loaded now, into the snapshot (analyze.ts imports it when the command runs)
-import { errorMessage } from '../lib/errors.js';
-import { VERSION } from '../lib/version.js';
 import { registerAnalyzeCommand } from './analyze.js';
+import { runProgram, tripcapProgram } from './program.js';
 
 startupSnapshot.setDeserializeMainFunction(() => {
-  const program = new Command().name('tripcap').version(VERSION).showHelpAfterError();
+  const program = tripcapProgram();
   registerAnalyzeCommand(program);
   // process.argv is [node, 'analyze', …]: the snapshot takes the place of a script
-  program.parseAsync(process.argv.slice(1), { from: 'user' }).catch((err: unknown) => {
-    process.stderr.write(`tripcap: ${errorMessage(err)}\n`);
-    process.exit(1);
-  });
+  runProgram(program, process.argv.slice(1));
 });

@@ -2,9 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { errorMessage } from '../lib/errors.js';
-import { VERSION } from '../lib/version.js';
+import type { Command } from 'commander';
 import type { ServerConfigInput } from '../server/config.js';
 import type { RunningServer } from '../server/server.js';
 import { registerAlertCommands } from './alerts.js';
@@ -14,6 +12,7 @@ import { type ConnectionOptions, withApi } from './lazy-api.js';
 import { registerMetricsCommand } from './metrics.js';
 import { print } from './output.js';
 import { registerPacketCaptureCommands } from './packet-capture.js';
+import { runProgram, tripcapProgram } from './program.js';
 
 // Commands load what they need when they run: `tripcap analyze` must not pay for the server's modules at start-up.
 const load = {
@@ -97,11 +96,7 @@ function connectionOptions(cmd: Command): Command {
     .option('--subscription <id>', 'subscription id (TRIPCAP_SUBSCRIPTION_ID)');
 }
 
-const program = new Command()
-  .name('tripcap')
-  .description('Alert-triggered packet capture for Linux hosts, wire-compatible with Azure Network Watcher.')
-  .version(VERSION)
-  .showHelpAfterError();
+const program = tripcapProgram();
 
 serverOptions(program.command('server').description('Run the control plane.')).action(async (o: Flags) => {
   const { loadServerConfig } = await load.config();
@@ -360,7 +355,4 @@ program
     process.exit(await runDemo({ keep: o.keep === true }));
   });
 
-program.parseAsync().catch((err: unknown) => {
-  process.stderr.write(`tripcap: ${errorMessage(err)}\n`);
-  process.exit(1);
-});
+runProgram(program);
