@@ -521,7 +521,7 @@ export class Analyzer {
     let at = base + pos;
     this.writeParams(p, maxPackets);
     for (;;) {
-      at = blocks ? memory.runBlocks(at, base + end) : memory.run(at, base + end);
+      at = blocks ? memory.wasm.runBlocks(at, base + end) : memory.wasm.run(at, base + end);
       runs.packets += p[P.READ] as number;
       runs.capturedBytes += p[P.READ_BYTES] as number;
       p[P.PACKETS_LEFT] = (p[P.PACKETS_LEFT] as number) - (p[P.READ] as number);
@@ -584,7 +584,7 @@ export class Analyzer {
 
   /** Takes back what the WebAssembly path counted. */
   private readParams(p: Float64Array): void {
-    (this.packetMemory as PacketMemory).storeState();
+    (this.packetMemory as PacketMemory).wasm.storeState();
     for (const [at, field] of COUNTS) this[field] = p[at] as number;
     this.table.size = p[P.SIZE] as number;
     this.timeline.count = p[P.BIN_COUNT] as number;
@@ -884,7 +884,7 @@ export class Analyzer {
     const t = addresses.table;
     const totals = arrayIn(memory, Float64Array, 2);
     if (memory?.holds(keys, t.slots, t.keys, totals)) {
-      t.size = memory.addressTally(
+      t.size = memory.wasm.addressTally(
         keys.byteOffset,
         n,
         t.slots.byteOffset,

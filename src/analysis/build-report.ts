@@ -105,7 +105,7 @@ export function topIndices(
     const out = memory.array(Int32Array, Math.max(1, count));
     const temp = memory.array(Int32Array, Math.max(1, count));
     if (scratch && out && temp) {
-      const n = memory.topIndices(
+      const n = memory.wasm.topIndices(
         weights.byteOffset,
         seconds.byteOffset,
         count,
@@ -160,7 +160,7 @@ function ipPairs(a: Analyzer, cols: ReturnType<typeof flowColumns>) {
   const ipEnd = arrayIn(memory, Float64Array, n);
   const arrays = [keys, flows.cold, tapF, tapB, cols.tapStart, cols.tapEnd, ipTable.slots, ipTable.keys, ipFrames];
   if (memory?.holds(...arrays, ipBytes, ipFirst, ipFirstDir, ipStart, ipEnd)) {
-    ipTable.size = memory.ipPairs(
+    ipTable.size = memory.wasm.ipPairs(
       keys.byteOffset,
       nFlows,
       flows.cold.byteOffset,
@@ -237,7 +237,7 @@ function ipEndpointTally(
   const ipKeys = ipTable.keys;
   const t = ipTally.table;
   if (memory?.holds(ipKeys, ipFrames, ipBytes, t.slots, t.keys)) {
-    t.size = memory.ipEndpointTally(
+    t.size = memory.wasm.ipEndpointTally(
       ipKeys.byteOffset,
       ipTable.size,
       ipFrames.byteOffset,
@@ -273,7 +273,7 @@ function l4EndpointTally(a: Analyzer, l4F: Float64Array, l4B: Float64Array): Tal
   const l4Tally = new Tally(Math.max(16, nFlows * 2), memory);
   const t = l4Tally.table;
   if (memory?.holds(keys, l4F, l4B, t.slots, t.keys)) {
-    t.size = memory.l4EndpointTally(
+    t.size = memory.wasm.l4EndpointTally(
       keys.byteOffset,
       nFlows,
       l4F.byteOffset,
@@ -324,7 +324,7 @@ function flowColumns(a: Analyzer) {
   const tapEnd = arrayIn(memory, Float64Array, n);
   const arrays = [a.table.keys, miss, flows.tapStart, flows.tapEnd, tapF, tapB, l4F, l4B, tapStart, tapEnd];
   if (memory?.holds(...arrays)) {
-    memory.flowColumns(...[a.table.keys.byteOffset, n], ...arrays.slice(1).map((x) => x.byteOffset));
+    memory.wasm.flowColumns(...[a.table.keys.byteOffset, n], ...arrays.slice(1).map((x) => x.byteOffset));
     return { tapF, tapB, l4F, l4B, tapStart, tapEnd };
   }
   for (let f = 0; f < n; f++) {
@@ -433,7 +433,7 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
     let n = 0;
     if (memory?.holds(ipKeys, ipFrames, ipBytes, rows, bytes, frames)) {
       const arrays = [ipFrames.byteOffset, ipBytes.byteOffset, rows.byteOffset, bytes.byteOffset, frames.byteOffset];
-      n = memory.pairRows(ipKeys.byteOffset, ipTable.size, v6 ? 1 : 0, ...arrays);
+      n = memory.wasm.pairRows(ipKeys.byteOffset, ipTable.size, v6 ? 1 : 0, ...arrays);
     } else {
       for (let c = 0; c < ipTable.size; c++) {
         if (((ipKeys[c * 9 + 8] as number) !== 0) !== v6) continue;
@@ -474,7 +474,7 @@ export function buildReport(a: Analyzer, read: ReadResult | undefined, context: 
     let n = 0;
     if (memory?.holds(keys, l4F, l4B, rows, bytes, frames)) {
       const arrays = [l4F.byteOffset, l4B.byteOffset, rows.byteOffset, bytes.byteOffset, frames.byteOffset];
-      n = memory.flowRows(keys.byteOffset, nFlows, proto, ...arrays);
+      n = memory.wasm.flowRows(keys.byteOffset, nFlows, proto, ...arrays);
     } else {
       for (let f = 0; f < nFlows; f++) {
         const meta = keys[f * FLOW_STRIDE_WORDS + 9] as number;
@@ -769,7 +769,15 @@ export class Tally {
     const frames = arrayIn(memory, Float64Array, t.size);
     let n = 0;
     if (memory?.holds(keys, picked, bytes, frames)) {
-      n = memory.tallyRows(keys.byteOffset, t.size, tag, tag2, picked.byteOffset, bytes.byteOffset, frames.byteOffset);
+      n = memory.wasm.tallyRows(
+        keys.byteOffset,
+        t.size,
+        tag,
+        tag2,
+        picked.byteOffset,
+        bytes.byteOffset,
+        frames.byteOffset,
+      );
     } else {
       for (const want of [tag, tag2]) {
         if (want < 0) continue;

@@ -50,25 +50,31 @@ export function arrayIn<T>(memory: PacketMemory | undefined, Type: ArrayType<T>,
   return memory?.array(Type, length) ?? new Type(length);
 }
 
+/** The module's functions (src/analysis/wasm/packet-path.ts says what each takes: offsets in the memory, counts). */
+export interface PacketPathFunctions {
+  /** Counts the complete classic pcap records in [from, to) (memory offsets). */
+  run(from: number, to: number): number;
+  /** The same for pcapng: counts Enhanced Packet Blocks. */
+  runBlocks(from: number, to: number): number;
+  /** Writes run()'s counts into the parameter block. */
+  storeState(): void;
+  /** build-report.ts's aggregations and row selections, on arrays in the memory. */
+  ipPairs(...offsetsAndCounts: number[]): number;
+  ipEndpointTally(...offsetsAndCounts: number[]): number;
+  l4EndpointTally(...offsetsAndCounts: number[]): number;
+  flowColumns(...offsetsAndCounts: number[]): void;
+  topIndices(...offsetsAndCounts: number[]): number;
+  pairRows(...offsetsAndCounts: number[]): number;
+  flowRows(...offsetsAndCounts: number[]): number;
+  tallyRows(...offsetsAndCounts: number[]): number;
+  /** The analyzer's host inference: its addresses' packets. */
+  addressTally(...offsetsAndCounts: number[]): number;
+}
+
 export class PacketMemory {
   readonly memory: WebAssembly.Memory;
-  /** Counts the complete classic pcap records in [from, to) (memory offsets): see run() in the WebAssembly source. */
-  readonly run: (from: number, to: number) => number;
-  /** The same for pcapng: counts Enhanced Packet Blocks. */
-  readonly runBlocks: (from: number, to: number) => number;
-  /** Writes run()'s counts into the parameter block. */
-  readonly storeState: () => void;
-  /** build-report.ts's aggregations and row selections, on arrays in this memory (the WebAssembly source says more). */
-  readonly ipPairs: (...offsetsAndCounts: number[]) => number;
-  readonly ipEndpointTally: (...offsetsAndCounts: number[]) => number;
-  readonly l4EndpointTally: (...offsetsAndCounts: number[]) => number;
-  readonly flowColumns: (...offsetsAndCounts: number[]) => void;
-  readonly topIndices: (...offsetsAndCounts: number[]) => number;
-  readonly pairRows: (...offsetsAndCounts: number[]) => number;
-  readonly flowRows: (...offsetsAndCounts: number[]) => number;
-  readonly tallyRows: (...offsetsAndCounts: number[]) => number;
-  /** The analyzer's host inference: its addresses' packets (see the WebAssembly source). */
-  readonly addressTally: (...offsetsAndCounts: number[]) => number;
+  /** The module's functions, instantiated on this memory. */
+  readonly wasm: PacketPathFunctions;
   /** The parameter block run() reads and writes. */
   readonly params: Float64Array;
   private used = PARAM_BYTES;
@@ -77,19 +83,8 @@ export class PacketMemory {
     const pages = Math.ceil(Math.min(bytes, MAX_PACKET_MEMORY) / PAGE);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     compiled ??= new WebAssembly.Module(Buffer.from(PACKET_PATH_WASM, 'base64'));
-    const exports = new WebAssembly.Instance(compiled, { env: { memory: this.memory } }).exports;
-    this.run = exports.run as PacketMemory['run'];
-    this.storeState = exports.storeState as PacketMemory['storeState'];
-    this.runBlocks = exports.runBlocks as PacketMemory['runBlocks'];
-    this.ipPairs = exports.ipPairs as PacketMemory['ipPairs'];
-    this.ipEndpointTally = exports.ipEndpointTally as PacketMemory['ipEndpointTally'];
-    this.l4EndpointTally = exports.l4EndpointTally as PacketMemory['l4EndpointTally'];
-    this.flowColumns = exports.flowColumns as PacketMemory['flowColumns'];
-    this.topIndices = exports.topIndices as PacketMemory['topIndices'];
-    this.pairRows = exports.pairRows as PacketMemory['pairRows'];
-    this.flowRows = exports.flowRows as PacketMemory['flowRows'];
-    this.tallyRows = exports.tallyRows as PacketMemory['tallyRows'];
-    this.addressTally = exports.addressTally as PacketMemory['addressTally'];
+    const instance = new WebAssembly.Instance(compiled, { env: { memory: this.memory } });
+    this.wasm = instance.exports as unknown as PacketPathFunctions;
     this.params = new Float64Array(this.memory.buffer, 0, PARAM_BYTES / 8);
   }
 
