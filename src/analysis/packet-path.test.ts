@@ -153,6 +153,8 @@ function mixedTraffic(seed: number, flows: number): Frame[] {
         push(ip(true, 17, udp(port, 53, edge)));
         push(ip(true, 17, udp(port, 53, new Uint8Array(12 + rand(40))))); // no question: not DNS
       }
+      // DNS over TCP too: the same address and port as a TCP and as a UDP endpoint
+      if (rand(3) === 0) push(ip(true, 6, tcp({ sport: port, dport: 53, flags: 0x02 })));
       for (let k = rand(5); k > 0; k--) push(ip(rand(2) === 0, 17, udp(port, 5000, new Uint8Array(rand(1200)))));
     } else if (kind === 8) {
       push(ip(true, v6 ? 58 : 1, icmpEcho(v6 ? 128 : 8)));

@@ -878,7 +878,7 @@ let tableKeys: usize = 0;
 let tableSize: u32 = 0;
 let tableInserted = false;
 
-// the empty table that the next calls of findOrInsert9() or tallyAdd() fill
+// the empty table that the next calls of findOrInsertKey() fill
 @inline
 function startTable(slots: usize, mask: u32, keys: usize): void {
   tableSlots = slots;
@@ -903,42 +903,54 @@ function finalMix(x: u32): u32 {
   return h;
 }
 
-// FlowTable.findOrInsert() of a table of width 9 (stride 9): key k0–k8
-function findOrInsert9(): u32 {
-  let h: u32 = 0x811c9dc5 ^ 9;
-  h = mix(mix(mix(mix(mix(mix(mix(mix(mix(h, k0), k1), k2), k3), k4), k5), k6), k7), k8);
+// key word i of the key being looked up (k0–k9)
+@inline
+function keyWord(i: u32): u32 {
+  switch (i) {
+    case 0:
+      return k0;
+    case 1:
+      return k1;
+    case 2:
+      return k2;
+    case 3:
+      return k3;
+    case 4:
+      return k4;
+    case 5:
+      return k5;
+    case 6:
+      return k6;
+    case 7:
+      return k7;
+    case 8:
+      return k8;
+    default:
+      return k9;
+  }
+}
+
+// FlowTable.findOrInsert() of a report table: key k0…k(width − 1), records of strideBytes; sets tableInserted. (The
+// packet path's flow-key lookup is written out word by word instead: it runs for every packet.)
+function findOrInsertKey(width: u32, strideBytes: usize): u32 {
+  let h: u32 = 0x811c9dc5 ^ width;
+  for (let i: u32 = 0; i < width; i++) h = mix(h, keyWord(i));
   let slot = finalMix(h) & tableMask;
   for (;;) {
     const e = load<i32>(tableSlots + (<usize>slot << 2));
     if (e < 0) break;
-    const r = tableKeys + <usize>e * 36;
-    if (
-      load<u32>(r) == k0 &&
-      load<u32>(r, 4) == k1 &&
-      load<u32>(r, 8) == k2 &&
-      load<u32>(r, 12) == k3 &&
-      load<u32>(r, 16) == k4 &&
-      load<u32>(r, 20) == k5 &&
-      load<u32>(r, 24) == k6 &&
-      load<u32>(r, 28) == k7 &&
-      load<u32>(r, 32) == k8
-    ) {
+    const r = tableKeys + <usize>e * strideBytes;
+    let i: u32 = 0;
+    while (i < width && load<u32>(r + (<usize>i << 2)) == keyWord(i)) i++;
+    if (i == width) {
       tableInserted = false;
       return <u32>e;
     }
     slot = (slot + 1) & tableMask;
   }
   const e = tableSize++;
-  const r = tableKeys + <usize>e * 36;
-  store<u32>(r, k0);
-  store<u32>(r, k1, 4);
-  store<u32>(r, k2, 8);
-  store<u32>(r, k3, 12);
-  store<u32>(r, k4, 16);
-  store<u32>(r, k5, 20);
-  store<u32>(r, k6, 24);
-  store<u32>(r, k7, 28);
-  store<u32>(r, k8, 32);
+  const r = tableKeys + <usize>e * strideBytes;
+  for (let i: u32 = 0; i < width; i++) store<u32>(r + (<usize>i << 2), keyWord(i));
   store<i32>(tableSlots + (<usize>slot << 2), <i32>e);
   tableInserted = true;
   return e;
@@ -952,37 +964,7 @@ function tallyAdd(address: usize, port: u32, tag: u32, txFrames: f64, txBytes: f
   k3 = load<u32>(address, 12);
   k4 = port;
   k5 = tag;
-  let h: u32 = 0x811c9dc5 ^ 6;
-  h = mix(mix(mix(mix(mix(mix(h, k0), k1), k2), k3), k4), k5);
-  let slot = finalMix(h) & tableMask;
-  let r: usize = 0;
-  for (;;) {
-    const e = load<i32>(tableSlots + (<usize>slot << 2));
-    if (e < 0) {
-      r = tableKeys + <usize>tableSize * 56;
-      store<u32>(r, k0);
-      store<u32>(r, k1, 4);
-      store<u32>(r, k2, 8);
-      store<u32>(r, k3, 12);
-      store<u32>(r, k4, 16);
-      store<u32>(r, k5, 20);
-      store<i32>(tableSlots + (<usize>slot << 2), <i32>tableSize);
-      tableSize++;
-      break;
-    }
-    r = tableKeys + <usize>e * 56;
-    if (
-      load<u32>(r) == k0 &&
-      load<u32>(r, 4) == k1 &&
-      load<u32>(r, 8) == k2 &&
-      load<u32>(r, 12) == k3 &&
-      load<u32>(r, 16) == k4 &&
-      load<u32>(r, 20) == k5
-    ) {
-      break;
-    }
-    slot = (slot + 1) & tableMask;
-  }
+  const r = tableKeys + <usize>findOrInsertKey(6, 56) * 56;
   store<f64>(r, load<f64>(r, 24) + txFrames, 24);
   store<f64>(r, load<f64>(r, 32) + txBytes, 32);
   store<f64>(r, load<f64>(r, 40) + rxFrames, 40);
@@ -1044,7 +1026,7 @@ export function ipPairs(
     k6 = load<u32>(r, 24);
     k7 = load<u32>(r, 28);
     k8 = load<u32>(r, 36) & META_V6;
-    const c = findOrInsert9();
+    const c = findOrInsertKey(9, 36);
     const inserted = tableInserted;
     const same = sameAddresses(r);
     const b0 = pairAt(tapB, 2 * f);
